@@ -1,0 +1,32 @@
+"""Where semalign keeps things. Each location can be moved with an environment variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Root of computed artefacts (embeddings, fitted stand-ins, unpacked assets).
+
+    ``SEMALIGN_CACHE`` overrides; default ``~/.cache/semalign``.
+    """
+    root = os.environ.get("SEMALIGN_CACHE") or Path.home() / ".cache" / "semalign"
+    return Path(root).expanduser()
+
+
+def assets_dir() -> Path:
+    """Unpacked registry assets (model weights and data shipped inside PyPI wheels)."""
+    return cache_dir() / "assets"
+
+
+def models_dir() -> Path | None:
+    """``SEMALIGN_MODELS_DIR``: a folder holding hub models as ``<org>/<name>`` sub-folders."""
+    d = os.environ.get("SEMALIGN_MODELS_DIR")
+    return Path(d).expanduser() if d else None
+
+
+def data_root() -> Path | None:
+    """``SEMALIGN_DATA``: a folder holding the user's local dataset copies, one sub-folder each."""
+    d = os.environ.get("SEMALIGN_DATA")
+    return Path(d).expanduser() if d else None
