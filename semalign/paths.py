@@ -16,8 +16,13 @@ def cache_dir() -> Path:
 
 
 def assets_dir() -> Path:
-    """Unpacked registry assets (model weights and data shipped inside PyPI wheels)."""
-    return cache_dir() / "assets"
+    """Unpacked registry assets (model weights and data shipped inside PyPI wheels).
+
+    ``SEMALIGN_ASSETS`` overrides; default ``<cache_dir>/assets``. Kept apart from the
+    embedding cache so that tests can use a throw-away cache without re-fetching ~700 MB.
+    """
+    d = os.environ.get("SEMALIGN_ASSETS")
+    return Path(d).expanduser() if d else cache_dir() / "assets"
 
 
 def models_dir() -> Path | None:
