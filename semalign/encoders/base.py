@@ -1,0 +1,412 @@
+"""The encoder registry and the embedding engine shared by every encoder kind.
+
+An *encoder* turns a list of inputs (texts, or images given as paths / uint8 arrays) into a
+float32 matrix ``(n, dim)``. Every encoder is an :class:`Encoder` subclass built from a
+*spec* (a dict from a registry YAML file) by a *kind* builder::
+
+    # semalign/encoders/registry_mine.yml
+    module: semalign.encoders.mine          # imported only when one of its encoders is built
+    encoders:
+      my-encoder: {kind: my-kind, modality: text, domain: general, dim: 64}
+
+    # semalign/encoders/mine.py
+    from semalign.encoders import Encoder, register_kind
+
+    class MyEncoder(Encoder):
+        def _embed_batch(self, batch):      # list of inputs -> (len(batch), dim) array or tensor
+            ...
+
+    @register_kind("my-kind")
+    def build(spec: dict, device: str) -> Encoder:
+        return MyEncoder.from_spec(spec, device=device)
+
+Where specs come from, in order (a later source overrides an earlier one by name):
+every ``semalign/encoders/registry*.yml`` shipped with the package, the YAML files named in
+``SEMALIGN_ENCODERS`` (``os.pathsep``-separated), and :func:`register_encoder` calls.
+
+The engine (:meth:`Encoder.embed`) is written once here: validation, batching (texts sorted by
+length so a batch pads to similar lengths; the original order is restored), ``torch.inference_mode``,
+batch-size halving on out-of-memory, a tqdm progress bar, float32 output.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import yaml
+
+MODALITIES = ("text", "image")
+DOMAINS = ("general", "medical", "medical (stand-in)", "multimodal")
+
+# Kinds implemented by this package's own modules: a user YAML may use them without `module:`.
+BUILTIN_KIND_MODULES = {
+    "hf": "semalign.encoders.hf",
+    "wordllama": "semalign.encoders.static",
+    "cnn": "semalign.encoders.cnn",
+}
+
+_KINDS: dict[str, Callable[[dict, str], "Encoder"]] = {}
+_USER_SPECS: dict[str, dict] = {}
+
+# A hub id: "org/name" with the characters the hub allows.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+HOW_TO_ADD = (
+    "To add an encoder: write a YAML file `encoders: {NAME: {kind: hf, id: ORG/MODEL, modality: "
+    "text, domain: general, pooling: mean}}` and point SEMALIGN_ENCODERS at it, or call "
+    "semalign.encoders.register_encoder(NAME, spec) in Python; a hub id (org/name) or a local "
+    "model folder also works directly."
+)
+
+
+class EncoderError(RuntimeError):
+    """An encoder cannot be found, loaded or used; the message says what to do."""
+
+
+# --------------------------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------------------------
+def register_kind(kind: str) -> Callable:
+    """Decorator: ``@register_kind("tfidf-svd") def build(spec: dict, device: str) -> Encoder``."""
+
+    def deco(fn: Callable[[dict, str], "Encoder"]) -> Callable[[dict, str], "Encoder"]:
+        _KINDS[kind] = fn
+        return fn
+
+    return deco
+
+
+def register_encoder(name: str, spec: dict) -> None:
+    """Add (or replace) a registry entry from Python. ``spec`` is what a YAML entry holds;
+    give ``module`` unless ``kind`` is one of this package's kinds (``hf``, ``wordllama``,
+    ``cnn``) or already registered."""
+    if not isinstance(spec, dict) or "kind" not in spec:
+        raise EncoderError(f"register_encoder({name!r}, spec): spec must be a dict with a 'kind' key")
+    s = dict(spec)
+    s.setdefault("_source", "register_encoder()")
+    _USER_SPECS[name] = s
+
+
+def _package_registry_files() -> list[Path]:
+    folder = resources.files("semalign.encoders")
+    return sorted(Path(str(p)) for p in folder.iterdir()
+                  if p.name.startswith("registry") and p.name.endswith((".yml", ".yaml")))
+
+
+def _user_registry_files() -> list[Path]:
+    raw = os.environ.get("SEMALIGN_ENCODERS", "")
+    files = []
+    for part in raw.split(os.pathsep):
+        if not part.strip():
+            continue
+        p = Path(part.strip()).expanduser()
+        if not p.is_file():
+            raise EncoderError(f"SEMALIGN_ENCODERS names {p}, which is not a file (YAML registry "
+                               f"with `encoders:` expected)")
+        files.append(p)
+    return files
+
+
+def _read_registry_file(path: Path) -> dict[str, dict]:
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise EncoderError(f"encoder registry {path} is not valid YAML: {e}") from None
+    entries = doc.get("encoders") or {}
+    if not isinstance(entries, dict):
+        raise EncoderError(f"encoder registry {path}: `encoders:` must map names to specs")
+    module = doc.get("module")
+    out = {}
+    for name, spec in entries.items():
+        if not isinstance(spec, dict) or "kind" not in spec:
+            raise EncoderError(f"encoder registry {path}: entry {name!r} needs a `kind:`")
+        s = dict(spec)
+        if module and "module" not in s:
+            s["module"] = module
+        s["_source"] = str(path)
+        out[str(name)] = s
+    return out
+
+
+def encoder_specs() -> dict[str, dict]:
+    """Every registry entry by name (package files, then SEMALIGN_ENCODERS, then Python)."""
+    specs: dict[str, dict] = {}
+    for path in _package_registry_files():
+        for name, s in _read_registry_file(path).items():
+            if name in specs:
+                raise EncoderError(f"encoder {name!r} is defined twice: in {specs[name]['_source']} "
+                                   f"and {path}")
+            specs[name] = s
+    for path in _user_registry_files():
+        specs.update(_read_registry_file(path))
+    specs.update(copy.deepcopy(_USER_SPECS))
+    for name, s in specs.items():
+        s["name"] = name
+    return specs
+
+
+def list_encoders(modality: str | None = None, domain: str | None = None) -> list[str]:
+    """Registry names, sorted; optionally only one modality ("text"/"image") or domain."""
+    out = []
+    for name, s in encoder_specs().items():
+        if modality and s.get("modality") != modality:
+            continue
+        if domain and s.get("domain") != domain:
+            continue
+        out.append(name)
+    return sorted(out)
+
+
+def _kind_builder(spec: dict) -> Callable[[dict, str], "Encoder"]:
+    kind = spec["kind"]
+    if kind not in _KINDS:
+        module = spec.get("module") or BUILTIN_KIND_MODULES.get(kind)
+        if module:
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise EncoderError(f"encoder {spec.get('name')!r}: cannot import module {module!r} "
+                                   f"that implements kind {kind!r}: {e}") from e
+    if kind not in _KINDS:
+        raise EncoderError(
+            f"encoder {spec.get('name')!r}: no builder for kind {kind!r} "
+            f"(module {spec.get('module')!r} has no @register_kind({kind!r}) function). "
+            f"Known kinds: {', '.join(sorted(set(_KINDS) | set(BUILTIN_KIND_MODULES)))}."
+        )
+    return _KINDS[kind]
+
+
+def resolve_spec(name_or_id: str) -> dict:
+    """The spec for a registry name, a local model folder or a hub id (``org/name``)."""
+    specs = encoder_specs()
+    if name_or_id in specs:
+        return specs[name_or_id]
+    path = Path(str(name_or_id)).expanduser()
+    if path.is_dir():
+        return {"kind": "hf", "id": str(path.resolve()), "name": path.name, "_source": "local folder"}
+    if _HUB_ID.match(str(name_or_id)):
+        for s in specs.values():  # a hub id that the registry knows gets the registry's spec
+            if s.get("id") == name_or_id:
+                return s
+        return {"kind": "hf", "id": name_or_id, "name": name_or_id, "_source": "hub id"}
+    known = ", ".join(sorted(specs)) or "(none)"
+    raise EncoderError(f"unknown encoder {name_or_id!r}: not a registry name, a local folder or a "
+                       f"hub id (org/name). Known encoders: {known}. {HOW_TO_ADD}")
+
+
+def get_encoder(name: str, device: str = "auto", dtype: str | None = None, **overrides: Any) -> "Encoder":
+    """Build an encoder from a registry name, a hub id or a local model folder.
+
+    ``device``: "auto" (CUDA, then MPS, then CPU) or an explicit torch device string.
+    ``dtype``: None picks bfloat16 (or float16 without bf16 support) on GPU and float32 on CPU.
+    ``overrides``: spec fields to change for this instance (e.g. ``pooling="last-token"``,
+    ``max_length=128``, ``revision="abc123"``).
+    """
+    spec = copy.deepcopy(resolve_spec(name))
+    spec.update(overrides)
+    dev = resolve_device(device)
+    spec["dtype"] = dtype or spec.get("dtype") or default_dtype(dev)
+    return _kind_builder(spec)(spec, dev)
+
+
+# --------------------------------------------------------------------------------------------
+# devices
+# --------------------------------------------------------------------------------------------
+def resolve_device(device: str = "auto") -> str:
+    """"auto" -> "cuda" if available, then "mps", then "cpu"; anything else is returned as is."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def default_dtype(device: str) -> str:
+    """bfloat16 on a GPU that supports it, float16 on other GPUs/MPS, float32 on CPU."""
+    if device.startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device.startswith("mps"):
+        return "float16"
+    return "float32"
+
+
+def torch_dtype(name: str):
+    import torch
+
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+    except KeyError:
+        raise EncoderError(f"dtype {name!r} not supported: use float32, bfloat16 or float16") from None
+
+
+def is_oom(err: BaseException) -> bool:
+    """True for CUDA/MPS out-of-memory errors (torch raises different types across versions)."""
+    import torch
+
+    if isinstance(err, getattr(torch.cuda, "OutOfMemoryError", ())):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+# --------------------------------------------------------------------------------------------
+# the encoder base class and engine
+# --------------------------------------------------------------------------------------------
+class Encoder:
+    """Base class: subclasses implement :meth:`_embed_batch` (and usually override
+    :meth:`fingerprint` to add what identifies their weights).
+
+    Attributes: ``name``, ``modality`` ("text" | "image"), ``domain`` (one of :data:`DOMAINS`),
+    ``dim`` (output width), ``device``, ``dtype`` (str), ``spec`` (the registry entry),
+    ``batch_size`` (default batch size of :meth:`embed`).
+    """
+
+    default_batch_size = 32
+
+    def __init__(self, name: str, modality: str, domain: str, dim: int, *, spec: dict | None = None,
+                 device: str = "cpu", dtype: str = "float32", batch_size: int | None = None):
+        if modality not in MODALITIES:
+            raise EncoderError(f"encoder {name!r}: modality {modality!r} not in {MODALITIES}")
+        if domain not in DOMAINS:
+            raise EncoderError(f"encoder {name!r}: domain {domain!r} not in {DOMAINS}")
+        self.name, self.modality, self.domain, self.dim = name, modality, domain, int(dim)
+        self.spec = dict(spec or {})
+        self.device, self.dtype = device, dtype
+        self.batch_size = int(batch_size or self.spec.get("batch_size") or self.default_batch_size)
+
+    @classmethod
+    def from_spec(cls, spec: dict, device: str = "cpu", **kwargs: Any) -> "Encoder":
+        """Construct with name/modality/domain/dim/dtype taken from ``spec`` (kwargs override)."""
+        args = dict(name=spec.get("name", "encoder"), modality=spec.get("modality", "text"),
+                    domain=spec.get("domain", "general"), dim=spec.get("dim", 0))
+        args.update({k: kwargs.pop(k) for k in list(kwargs) if k in args})
+        return cls(**args, spec=spec, device=device, dtype=spec.get("dtype", "float32"), **kwargs)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, modality={self.modality!r}, "
+                f"domain={self.domain!r}, dim={self.dim}, device={self.device!r}, dtype={self.dtype!r})")
+
+    # -- to implement ----------------------------------------------------------------------
+    def _embed_batch(self, batch: list) -> Any:
+        """Embed one batch: ``list`` of inputs -> array/tensor ``(len(batch), dim)``."""
+        raise NotImplementedError
+
+    def _sort_key(self, item: Any) -> int:
+        """Length proxy used to sort texts so batches pad little (characters by default)."""
+        return len(item) if isinstance(item, str) else 0
+
+    def fingerprint(self) -> dict:
+        """What identifies this encoder's output: the embedding cache key is built from it.
+
+        Subclasses add the weights (revision or sha256) and anything that changes the numbers.
+        """
+        keys = ("kind", "id", "revision", "pooling", "max_length", "preprocessing", "weights_sha256")
+        fp = {k: self.spec[k] for k in keys if self.spec.get(k) is not None}
+        fp.update(name=self.name, modality=self.modality, dim=self.dim, dtype=self.dtype,
+                  encoder_class=f"{type(self).__module__}.{type(self).__qualname__}")
+        return fp
+
+    # -- engine ----------------------------------------------------------------------------
+    def _validate(self, inputs: Any) -> list:
+        if isinstance(inputs, (str, bytes, os.PathLike)) or (
+                isinstance(inputs, np.ndarray) and self.modality == "text"):
+            raise EncoderError(f"{self.name}.embed(inputs): inputs must be a list of "
+                               f"{'texts' if self.modality == 'text' else 'images'}, got one "
+                               f"{type(inputs).__name__}; wrap it in a list")
+        if isinstance(inputs, np.ndarray) and self.modality == "image":
+            # a stacked (n, H, W) or (n, H, W, 3) uint8 array: one image per row
+            if inputs.ndim not in (3, 4):
+                raise EncoderError(f"{self.name}.embed: an image array must be (n, H, W) or "
+                                   f"(n, H, W, 3), got shape {inputs.shape}")
+            return list(inputs)
+        items = list(inputs)
+        if self.modality == "text":
+            bad = [i for i, t in enumerate(items) if not isinstance(t, str)]
+            if bad:
+                raise EncoderError(f"{self.name} is a text encoder: input {bad[0]} is a "
+                                   f"{type(items[bad[0]]).__name__}, expected str")
+        else:
+            bad = [i for i, x in enumerate(items) if not isinstance(x, (str, os.PathLike, np.ndarray))]
+            if bad:
+                raise EncoderError(f"{self.name} is an image encoder: input {bad[0]} is a "
+                                   f"{type(items[bad[0]]).__name__}; give paths or uint8 arrays "
+                                   f"(H, W) / (H, W, 3)")
+        return items
+
+    def embed(self, inputs: Sequence, batch_size: int | None = None, progress: bool = True) -> np.ndarray:
+        """Embed ``inputs`` -> ``np.float32`` array ``(len(inputs), dim)``, rows in input order.
+
+        Texts are processed in order of length (fewer pad tokens); the output order is the
+        input order. On out-of-memory the batch size is halved and the batch retried, down to 1.
+        """
+        items = self._validate(inputs)
+        n = len(items)
+        out = np.empty((n, self.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        if self.modality == "text":
+            # stable sort, longest first: the first batch shows at once whether memory suffices
+            order = sorted(range(n), key=lambda i: -self._sort_key(items[i]))
+        else:
+            order = list(range(n))
+        bs = max(1, int(batch_size or self.batch_size))
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=f"embed {self.name}", unit=self.modality, disable=not progress,
+                   leave=False)
+        try:
+            import torch
+
+            with torch.inference_mode():
+                start = 0
+                while start < n:
+                    idx = order[start:start + bs]
+                    try:
+                        vecs = self._embed_batch([items[i] for i in idx])
+                    except Exception as e:  # noqa: BLE001 — only OOM is handled, rest re-raised
+                        if not is_oom(e) or bs == 1:
+                            raise
+                        bs = max(1, bs // 2)
+                        self._after_oom()
+                        continue
+                    vecs = _to_numpy(vecs)
+                    if vecs.shape != (len(idx), self.dim):
+                        raise EncoderError(f"{self.name}: a batch of {len(idx)} gave shape "
+                                           f"{vecs.shape}, expected ({len(idx)}, {self.dim})")
+                    out[idx] = vecs
+                    start += len(idx)
+                    bar.update(len(idx))
+        finally:
+            bar.close()
+        self.last_batch_size = bs  # what finally fitted; useful after a back-off
+        return out
+
+    def _after_oom(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def iter_batches(items: Sequence, batch_size: int) -> Iterable[Sequence]:
+    for i in range(0, len(items), batch_size):
+        yield items[i:i + batch_size]
