@@ -1,0 +1,389 @@
+"""Zero-shot classification from embeddings (paper Sec. 3.2 and 4.2, Fig. 2 and Fig. 4).
+
+Three approaches, one scoring rule:
+
+* **standard** multimodal zero-shot (CLIP, MedCLIP): the model's own image embeddings are
+  compared with its own text tower's embeddings of the class prompts;
+* **unimodal** (the paper's method): a vision encoder trained without text is mapped into a
+  text encoder's space by a :class:`semalign.align.Translator` fitted on image–report anchor
+  pairs, ``T(I_i)``, and then scored against that text encoder's prompt embeddings.
+
+Scoring. For an image embedding ``v`` (already in text space) and a class with prompt
+embeddings ``P = {p_1..p_m}``::
+
+    average="scores":      s(v, P) = 1/m * sum_j cos(v, p_j)          (prompt ensembling, MedCLIP)
+    average="embeddings":  s(v, P) = cos(v, mean_j p_j / ||p_j||)       (CLIP-style class vector)
+
+The binary decision score is ``s(v, P_pos) - s(v, P_neg)``; AUROC is computed from it.
+Cosine similarity is the inner product of L2-normalised vectors: that is the normalisation
+Sec. 3.2 says both settings need. In the unimodal method the anchors and the test images are
+also L2-normalised before the Translator is fitted (``normalize=True``), so the translated
+image embeddings and the prompt embeddings come from rows of the same scale.
+
+This module works on arrays only (DESIGN: ``zeroshot`` never loads a model or a data file);
+the prompts are package data read by :func:`load_prompts`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+AVERAGES = ("scores", "embeddings")
+APPROACHES = ("clip", "medclip", "unimodal")
+RESULT_COLUMNS = ("task", "approach", "vision_encoder", "text_encoder", "domain", "auroc")
+
+# The findings of Fig. 4: pneumonia in the RSNA role, then the six VinDr-CXR findings of [20].
+FINDINGS = (
+    "pneumonia",
+    "aortic-enlargement",
+    "cardiomegaly",
+    "lung-opacity",
+    "pleural-thickening",
+    "pulmonary-fibrosis",
+    "tuberculosis",
+)
+MIN_POSITIVE = 10
+N_NEGATIVE = 10
+
+
+class PromptError(ValueError):
+    """The prompt file is malformed; the message names the task and the rule broken."""
+
+
+# --------------------------------------------------------------------------------------------
+# prompts (package data)
+# --------------------------------------------------------------------------------------------
+def expand_structure(structure: Mapping[str, Sequence[str]]) -> list[str]:
+    """All prompts of a MedCLIP-style structure, in order.
+
+    ``structure`` maps ``severity``, ``subtype``, ``location`` to lists of phrases (an empty
+    string means "leave this slot out"); each prompt joins one phrase of each slot with single
+    spaces, in that order -- MedCLIP's ``f"{severity} {subtype} {location}"`` without its
+    doubled spaces for empty slots.
+    """
+    slots = ("severity", "subtype", "location")
+    missing = [s for s in slots if s not in structure]
+    if missing:
+        raise PromptError(f"prompt structure needs the slots {slots}; missing {missing}")
+    out = []
+    for parts in itertools.product(*(structure[s] for s in slots)):
+        text = " ".join(p.strip() for p in parts if p and p.strip())
+        if text:
+            out.append(text)
+    return out
+
+
+def sample_prompts(structure: Mapping[str, Sequence[str]], n: int, seed: int) -> list[str]:
+    """``n`` distinct prompts of ``structure``, chosen reproducibly with ``seed``.
+
+    MedCLIP draws with ``random.sample``; we rank each combination by
+    ``sha256(f"{seed}:{prompt}")`` and keep the first ``n`` -- a seeded draw without
+    replacement whose result does not depend on the Python or numpy version.
+    """
+    pool = list(dict.fromkeys(expand_structure(structure)))
+    if n > len(pool):
+        raise PromptError(f"asked for {n} prompts but the structure only makes {len(pool)}")
+    ranked = sorted(pool, key=lambda p: hashlib.sha256(f"{seed}:{p}".encode()).hexdigest())
+    return ranked[:n]
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """The prompts of one binary task: ``positive`` (the finding) and ``negative`` (its absence)."""
+
+    finding: str
+    title: str
+    positive: tuple[str, ...]
+    negative: tuple[str, ...]
+    structure: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _normalise_key(name: str) -> str:
+    return str(name).strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def finding_of_task(task: str) -> str:
+    """The prompt key of a task name: ``"synthcxr-vindr-cardiomegaly"`` -> ``"cardiomegaly"``,
+    ``"rsna-pneumonia"`` / ``"synthcxr-pneumonia"`` -> ``"pneumonia"``, ``"Lung Opacity"`` ->
+    ``"lung-opacity"``. Raises ``KeyError`` with the known findings if none matches."""
+    key = _normalise_key(task)
+    for f in sorted(FINDINGS, key=len, reverse=True):  # longest first: no partial hits
+        if key == f or key.endswith("-" + f):
+            return f
+    raise KeyError(f"no prompts for task {task!r}: the prompt file covers {', '.join(FINDINGS)} "
+                   f"(a task name ending in one of them, e.g. 'synthcxr-vindr-cardiomegaly')")
+
+
+def load_prompts(path: str | None = None) -> dict[str, PromptSet]:
+    """Read and validate the zero-shot prompts -> ``{finding: PromptSet}``.
+
+    ``path``: a YAML file in the same layout; default the package's ``prompts/zeroshot.yml``.
+    Checks: every finding of :data:`FINDINGS` present, at least ``MIN_POSITIVE`` positive and
+    exactly ``N_NEGATIVE`` negative prompts each, no empty or duplicate prompt anywhere in the
+    file (a prompt cannot describe two classes), every positive prompt a combination of its
+    task's ``structure`` and the positives exactly the seeded draw
+    ``sample_prompts(structure, n, seed)``, and a ``provenance`` note.
+    """
+    import yaml
+
+    if path is None:
+        text = resources.files("semalign").joinpath("prompts", "zeroshot.yml").read_text()
+        where = "semalign/prompts/zeroshot.yml"
+    else:
+        with open(path) as f:
+            text = f.read()
+        where = str(path)
+    doc = yaml.safe_load(text) or {}
+    if not str(doc.get("provenance", "")).strip():
+        raise PromptError(f"{where}: a `provenance:` note (who wrote the prompts, how) is required")
+    tasks = doc.get("tasks")
+    if not isinstance(tasks, dict):
+        raise PromptError(f"{where}: `tasks:` must map each finding to its prompts")
+    missing = [f for f in FINDINGS if f not in tasks]
+    if missing:
+        raise PromptError(f"{where}: no prompts for {missing}; every finding of {FINDINGS} is needed")
+    unknown = [t for t in tasks if t not in FINDINGS]
+    if unknown:
+        raise PromptError(f"{where}: unknown findings {unknown}; expected keys from {FINDINGS}")
+
+    try:
+        seed = int(doc["seed"])
+    except (KeyError, TypeError, ValueError):
+        raise PromptError(f"{where}: an integer `seed:` (used to draw the positive prompts) is "
+                          f"required") from None
+    seen: dict[str, str] = {}
+    out: dict[str, PromptSet] = {}
+    for finding in FINDINGS:
+        entry = tasks[finding] or {}
+        pos = [str(p) for p in entry.get("positive") or []]
+        neg = [str(p) for p in entry.get("negative") or []]
+        structure = entry.get("structure") or {}
+        if len(pos) < MIN_POSITIVE:
+            raise PromptError(f"{where}: {finding}: {len(pos)} positive prompts, at least "
+                              f"{MIN_POSITIVE} needed")
+        if len(neg) != N_NEGATIVE:
+            raise PromptError(f"{where}: {finding}: {len(neg)} negative prompts, exactly "
+                              f"{N_NEGATIVE} needed")
+        for role, prompts in (("positive", pos), ("negative", neg)):
+            for p in prompts:
+                if not p.strip():
+                    raise PromptError(f"{where}: {finding}: an empty {role} prompt")
+                k = " ".join(p.lower().split())
+                if k in seen:
+                    raise PromptError(f"{where}: {finding}: {role} prompt {p!r} duplicates one "
+                                      f"already given ({seen[k]})")
+                seen[k] = f"{finding} {role}"
+        pool = set(expand_structure(structure))
+        stray = [p for p in pos if p not in pool]
+        if stray:
+            raise PromptError(f"{where}: {finding}: positive prompts not made by its structure "
+                              f"(severity x subtype x location): {stray}")
+        drawn = sample_prompts(structure, len(pos), seed)
+        if drawn != pos:
+            raise PromptError(f"{where}: {finding}: the positive prompts are not the seeded draw "
+                              f"of its structure (seed={seed}, n={len(pos)}); regenerate them with "
+                              f"semalign.zeroshot.sample_prompts(structure, n, seed)")
+        out[finding] = PromptSet(
+            finding=finding, title=str(entry.get("title", finding)),
+            positive=tuple(pos), negative=tuple(neg),
+            structure={k: tuple(v) for k, v in structure.items()},
+        )
+    return out
+
+
+def prompts_for_task(task: str, prompts: Mapping[str, PromptSet] | None = None) -> PromptSet:
+    """The :class:`PromptSet` of a task name (see :func:`finding_of_task`)."""
+    prompts = load_prompts() if prompts is None else prompts
+    return prompts[finding_of_task(task)]
+
+
+# --------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------
+def _as_2d(x: Any, name: str) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor
+        x = x.detach().float().cpu().numpy()
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty (n, d) array, got shape {np.shape(x)}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return a
+
+
+def l2_normalize(x: Any, eps: float = 1e-12) -> np.ndarray:
+    """Rows divided by their L2 norm: ``(n, d) -> (n, d)``; an all-zero row stays zero."""
+    a = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(a, axis=-1, keepdims=True)
+    return a / np.maximum(norms, eps)
+
+
+def class_scores(image_emb: Any, prompt_emb: Any, average: str = "scores") -> np.ndarray:
+    """Similarity of each image to one class: ``(n, d), (m, d) -> (n,)``.
+
+    ``average="scores"``: mean over the ``m`` prompts of the cosine similarity.
+    ``average="embeddings"``: cosine with the mean of the L2-normalised prompt embeddings.
+    """
+    if average not in AVERAGES:
+        raise ValueError(f"average={average!r}: use one of {AVERAGES}")
+    v = l2_normalize(_as_2d(image_emb, "image_emb"))
+    p = l2_normalize(_as_2d(prompt_emb, "prompt_emb"))
+    if v.shape[1] != p.shape[1]:
+        raise ValueError(f"image_emb has dim {v.shape[1]} but prompt_emb has dim {p.shape[1]}: "
+                         f"both must live in the same (text) space -- translate the images first")
+    if average == "scores":
+        return (v @ p.T).mean(axis=1)
+    return (v @ l2_normalize(p.mean(axis=0, keepdims=True)).T)[:, 0]
+
+
+def zeroshot_scores(image_emb: Any, pos_prompt_emb: Any, neg_prompt_emb: Any,
+                    average: str = "scores") -> np.ndarray:
+    """Decision score per image, positive-class minus negative-class similarity: ``(n,)``."""
+    return (class_scores(image_emb, pos_prompt_emb, average)
+            - class_scores(image_emb, neg_prompt_emb, average))
+
+
+def _binary_labels(y: Any, n: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"y must be a 1-d array of {n} labels (one per image), got shape {y.shape}")
+    values = set(np.unique(y).tolist())
+    if not values <= {0, 1, True, False}:
+        raise ValueError(f"y must be binary (0/1 or bool: 1 = finding present), got values "
+                         f"{sorted(values)[:5]}")
+    yb = y.astype(bool)
+    if yb.all() or not yb.any():
+        raise ValueError("y holds one class only: AUROC needs positive and negative images")
+    return yb.astype(int)
+
+
+def auroc(y: Any, scores: Any) -> float:
+    """Area under the ROC curve of binary labels ``y`` (n,) for ``scores`` (n,)."""
+    from sklearn.metrics import roc_auc_score
+
+    s = np.asarray(scores, dtype=np.float64)
+    return float(roc_auc_score(_binary_labels(y, len(s)), s))
+
+
+def zeroshot_auroc(image_emb: Any, y: Any, pos_prompt_emb: Any, neg_prompt_emb: Any,
+                   average: str = "scores") -> float:
+    """AUROC of :func:`zeroshot_scores` against binary labels ``y`` (n,)."""
+    return auroc(y, zeroshot_scores(image_emb, pos_prompt_emb, neg_prompt_emb, average))
+
+
+@dataclass
+class ZeroShotResult:
+    """What a zero-shot evaluation returns.
+
+    ``auroc``: float; ``scores`` (n,): positive minus negative similarity; ``pos_scores`` /
+    ``neg_scores`` (n,); ``translator``: the fitted Translator (unimodal method only);
+    ``image_text_emb`` (n, d_text): the image embeddings in text space (translated for the
+    unimodal method, as given for the standard one).
+    """
+
+    auroc: float
+    scores: np.ndarray
+    pos_scores: np.ndarray
+    neg_scores: np.ndarray
+    average: str
+    translator: Any = None
+    image_text_emb: np.ndarray | None = None
+
+    def row(self, task: str, approach: str, vision_encoder: str, text_encoder: str,
+            domain: str) -> dict:
+        """One tidy row for the Fig. 4 frame (see :func:`result_row`)."""
+        return result_row(task, approach, vision_encoder, text_encoder, domain, self.auroc)
+
+
+def _evaluate(v_text: np.ndarray, y: Any, pos: Any, neg: Any, average: str,
+              translator: Any = None) -> ZeroShotResult:
+    ps = class_scores(v_text, pos, average)
+    ns = class_scores(v_text, neg, average)
+    s = ps - ns
+    return ZeroShotResult(auroc=auroc(y, s), scores=s, pos_scores=ps, neg_scores=ns,
+                          average=average, translator=translator, image_text_emb=v_text)
+
+
+def standard_zeroshot(image_emb: Any, y: Any, pos_prompt_emb: Any, neg_prompt_emb: Any,
+                      average: str = "scores") -> ZeroShotResult:
+    """Multimodal zero-shot (CLIP, MedCLIP): the model's image embeddings ``(n, d)`` against its
+    own text tower's prompt embeddings ``(m_pos, d)``, ``(m_neg, d)``; ``y`` (n,) binary."""
+    v = _as_2d(image_emb, "image_emb")
+    return _evaluate(v, y, pos_prompt_emb, neg_prompt_emb, average)
+
+
+def unimodal_zeroshot(image_test_emb: Any, y_test: Any, anchor_image_emb: Any,
+                      anchor_text_emb: Any, pos_prompt_emb: Any, neg_prompt_emb: Any,
+                      method: str = "ortho", std_scaling: bool = True, normalize: bool = True,
+                      average: str = "scores", seed: int = 0) -> ZeroShotResult:
+    """The paper's unimodal zero-shot classification (Sec. 3.2, Fig. 2).
+
+    A :class:`semalign.align.Translator` (``method``, ``std_scaling``, ``seed``) is fitted on
+    the anchor pairs -- image embeddings ``anchor_image_emb`` (N, d_img) of a vision encoder and
+    the text embeddings ``anchor_text_emb`` (N, d_txt) of their reports by a text encoder --
+    and maps the test images ``image_test_emb`` (n, d_img) into the text space. The translated
+    images are scored against that text encoder's prompt embeddings ``(m, d_txt)``.
+
+    ``normalize``: L2-normalise image and text rows before fitting and translating (both
+    anchors and test images), as the paper's normalisation step; prompts are always
+    compared by cosine similarity.
+    """
+    from semalign.align import Translator
+
+    xi = _as_2d(image_test_emb, "image_test_emb")
+    xa = _as_2d(anchor_image_emb, "anchor_image_emb")
+    ya = _as_2d(anchor_text_emb, "anchor_text_emb")
+    if xa.shape[0] != ya.shape[0]:
+        raise ValueError(f"anchor_image_emb has {xa.shape[0]} rows but anchor_text_emb has "
+                         f"{ya.shape[0]}: anchors are image–report pairs, row i with row i")
+    if xi.shape[1] != xa.shape[1]:
+        raise ValueError(f"image_test_emb has dim {xi.shape[1]} but anchor_image_emb has dim "
+                         f"{xa.shape[1]}: both must come from the same vision encoder")
+    pos = _as_2d(pos_prompt_emb, "pos_prompt_emb")
+    if pos.shape[1] != ya.shape[1]:
+        raise ValueError(f"prompt embeddings have dim {pos.shape[1]} but anchor_text_emb has dim "
+                         f"{ya.shape[1]}: prompts and reports must come from the same text encoder")
+    if normalize:
+        xi, xa, ya = l2_normalize(xi), l2_normalize(xa), l2_normalize(ya)
+    t = Translator(method, std_scaling=std_scaling, seed=seed).fit(
+        xa.astype(np.float32), ya.astype(np.float32))
+    v_text = np.asarray(t.transform(xi.astype(np.float32)), dtype=np.float64)
+    return _evaluate(v_text, y_test, pos, neg_prompt_emb, average, translator=t)
+
+
+# --------------------------------------------------------------------------------------------
+# tidy results for Fig. 4
+# --------------------------------------------------------------------------------------------
+def result_row(task: str, approach: str, vision_encoder: str, text_encoder: str, domain: str,
+               auroc: float) -> dict:
+    """One row of the Fig. 4 frame: ``approach`` in :data:`APPROACHES` ("clip", "medclip",
+    "unimodal"); ``domain`` is the vision encoder's ("general", "medical", ...)."""
+    if approach not in APPROACHES:
+        raise ValueError(f"approach={approach!r}: use one of {APPROACHES}")
+    a = float(auroc)
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"auroc={auroc!r} is not in [0, 1]")
+    return dict(task=str(task), approach=approach, vision_encoder=str(vision_encoder),
+                text_encoder=str(text_encoder), domain=str(domain), auroc=a)
+
+
+def tidy_results(rows: Iterable[Mapping[str, Any]]):
+    """Rows (dicts from :func:`result_row` / :meth:`ZeroShotResult.row`) -> DataFrame with
+    columns :data:`RESULT_COLUMNS`, in that order."""
+    import pandas as pd
+
+    rows = list(rows)
+    for i, r in enumerate(rows):
+        missing = [c for c in RESULT_COLUMNS if c not in r]
+        if missing:
+            raise ValueError(f"row {i} lacks columns {missing}; build rows with result_row()")
+    return pd.DataFrame([{c: r[c] for c in RESULT_COLUMNS} for r in rows],
+                        columns=list(RESULT_COLUMNS))
