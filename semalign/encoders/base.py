@@ -192,9 +192,13 @@ def resolve_spec(name_or_id: str) -> dict:
     if path.is_dir():
         return {"kind": "hf", "id": str(path.resolve()), "name": path.name, "_source": "local folder"}
     if _HUB_ID.match(str(name_or_id)):
-        for s in specs.values():  # a hub id that the registry knows gets the registry's spec
-            if s.get("id") == name_or_id:
-                return s
+        # a hub id that the registry knows gets the registry's spec
+        hits = [s for s in specs.values() if s.get("id") == name_or_id]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise EncoderError(f"hub id {name_or_id!r} is registered under several names: "
+                               f"{', '.join(sorted(s['name'] for s in hits))}; use one of them")
         return {"kind": "hf", "id": name_or_id, "name": name_or_id, "_source": "hub id"}
     known = ", ".join(sorted(specs)) or "(none)"
     raise EncoderError(f"unknown encoder {name_or_id!r}: not a registry name, a local folder or a "
