@@ -45,6 +45,8 @@ from semalign.paths import models_dir
 VISION_TYPES = {"vit", "dinov2", "dinov2_with_registers", "deit", "beit", "convnext", "convnextv2",
                 "swin", "swinv2", "rad_dino", "dinov3_vit", "siglip_vision_model", "clip_vision_model"}
 CLIP_TYPES = {"clip", "siglip", "chinese_clip"}
+# models whose position ids start at pad_token_id + 1 (RoBERTa's 514 positions hold 512 tokens)
+OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "bart"}
 POOLINGS = ("cls", "pooler", "mean", "last-token", "clip")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
@@ -359,8 +361,12 @@ def build(spec: dict, device: str) -> Encoder:
             processor.pad_token = processor.eos_token or processor.unk_token
         if not spec.get("max_length"):
             ml = getattr(processor, "model_max_length", None) or 512
-            spec["max_length"] = int(ml) if ml < 100_000 else int(
-                getattr(config, "max_position_embeddings", 512) or 512)
+            if ml >= 100_000:  # the tokenizer does not say: the position table does
+                tcfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+                ml = int(getattr(tcfg, "max_position_embeddings", 512) or 512)
+                if mt in OFFSET_POSITION_TYPES:  # positions start after the pad id
+                    ml -= int(getattr(config, "pad_token_id", 1) or 1) + 1
+            spec["max_length"] = int(ml)
 
     dim = _output_dim(config, spec["pooling"], modality)
     if spec.get("dim") and int(spec["dim"]) != dim:

@@ -1,0 +1,302 @@
+"""The ``hf`` kind on tiny random models of every family the paper uses (BERT, RoBERTa, MPNet,
+Llama, ViT, DINOv2, CLIP), built here and saved with ``save_pretrained``, then loaded through
+the same code path a hub id takes (registry entry, local folder, SEMALIGN_MODELS_DIR/<org>/<name>)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+T = pytest.importorskip("transformers")
+
+from semalign.encoders import EncoderError, get_encoder, register_encoder  # noqa: E402
+from semalign.encoders import base as enc_base  # noqa: E402
+from semalign.encoders.hf import pool  # noqa: E402
+
+WORDS = ("the a heart is normal size no pleural effusion pneumothorax lungs are clear mild "
+         "cardiomegaly , . spine degenerative opacity of and with small left right base").split()
+SHORT = "the heart is normal ."
+LONG = " ".join(["no pleural effusion , the lungs are clear and the heart size is normal ."] * 3)
+
+
+def _small(**kw):
+    return dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, **kw)
+
+
+def _bert(d):
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (d / "vocab.txt").write_text("\n".join(special + WORDS) + "\n")
+    tok = T.BertTokenizer(str(d / "vocab.txt"))
+    torch.manual_seed(0)
+    T.BertModel(T.BertConfig(vocab_size=len(special) + len(WORDS), max_position_embeddings=128,
+                             **_small())).save_pretrained(d)
+    tok.save_pretrained(d)
+
+
+def _roberta(d):
+    toks = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] + ["Ġ" + w for w in WORDS] + WORDS \
+        + list("abcdefghijklmnopqrstuvwxyz.,Ġ")
+    (d / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(dict.fromkeys(toks))}))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    tok = T.RobertaTokenizer(str(d / "vocab.json"), str(d / "merges.txt"))
+    torch.manual_seed(0)
+    T.RobertaModel(T.RobertaConfig(vocab_size=len(tok), max_position_embeddings=300, pad_token_id=1,
+                                   **_small()), add_pooling_layer=False).save_pretrained(d)
+    tok.save_pretrained(d)
+
+
+def _mpnet(d):
+    special = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"]
+    (d / "vocab.txt").write_text("\n".join(special + WORDS) + "\n")
+    tok = T.MPNetTokenizer(str(d / "vocab.txt"))
+    torch.manual_seed(0)
+    T.MPNetModel(T.MPNetConfig(vocab_size=len(special) + len(WORDS), max_position_embeddings=130,
+                               pad_token_id=1, **_small()), add_pooling_layer=False).save_pretrained(d)
+    tok.save_pretrained(d)
+
+
+def _llama(d):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>"] + WORDS)}
+    wl = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    wl.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = T.PreTrainedTokenizerFast(tokenizer_object=wl, unk_token="<unk>", bos_token="<s>",
+                                    eos_token="</s>")  # no pad token, like Llama-2
+    torch.manual_seed(0)
+    T.LlamaModel(T.LlamaConfig(vocab_size=len(vocab), max_position_embeddings=128,
+                               num_key_value_heads=2, **_small())).save_pretrained(d)
+    tok.save_pretrained(d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["architectures"] = ["LlamaForCausalLM"]
+    (d / "config.json").write_text(json.dumps(cfg))
+
+
+def _vit(d):
+    torch.manual_seed(0)
+    T.ViTModel(T.ViTConfig(image_size=32, patch_size=8, **_small()), add_pooling_layer=False).save_pretrained(d)
+    T.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(d)
+
+
+def _dinov2(d):
+    torch.manual_seed(0)
+    T.Dinov2Model(T.Dinov2Config(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                 num_attention_heads=4, mlp_ratio=2)).save_pretrained(d)
+    T.BitImageProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32},
+                        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(d)
+
+
+def _clip(d):
+    toks = ["<|startoftext|>", "<|endoftext|>"] + [w + "</w>" for w in WORDS] + list("abcdefghijklmnopqrstuvwxyz.,") \
+        + [c + "</w>" for c in "abcdefghijklmnopqrstuvwxyz.,"]
+    (d / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(dict.fromkeys(toks))}))
+    (d / "merges.txt").write_text("#version: 0.2\n")
+    tok = T.CLIPTokenizer(str(d / "vocab.json"), str(d / "merges.txt"))
+    torch.manual_seed(0)
+    cfg = T.CLIPConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=37, max_position_embeddings=77,
+                         eos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
+                         bos_token_id=tok.convert_tokens_to_ids("<|startoftext|>"), pad_token_id=1),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                           num_attention_heads=4, intermediate_size=37),
+        projection_dim=24)
+    T.CLIPModel(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    T.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(d)
+
+
+BUILDERS = {"bert": _bert, "roberta": _roberta, "mpnet": _mpnet, "llama": _llama, "vit": _vit,
+            "dinov2": _dinov2, "clip": _clip}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """``tiny[family] -> folder`` (models dir layout: <root>/tiny-org/<family>)."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    out = {}
+    for fam, build in BUILDERS.items():
+        d = root / "tiny-org" / fam
+        d.mkdir(parents=True)
+        build(d)
+        out[fam] = d
+    out["_root"] = root
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _forget_user_specs():
+    yield
+    enc_base._USER_SPECS.clear()
+
+
+TEXT_FAMILIES = ["bert", "roberta", "mpnet", "llama"]
+
+
+@pytest.mark.parametrize("fam", TEXT_FAMILIES)
+def test_text_family_via_registry_entry(tiny, fam):
+    register_encoder(f"tiny-{fam}", {"kind": "hf", "id": str(tiny[fam]), "modality": "text",
+                                     "domain": "general", "pooling": "mean", "dim": 32})
+    enc = get_encoder(f"tiny-{fam}", device="cpu")
+    assert (enc.name, enc.modality, enc.dim, enc.pooling) == (f"tiny-{fam}", "text", 32, "mean")
+    emb = enc.embed([SHORT, LONG, "mild cardiomegaly ."], progress=False)
+    assert emb.shape == (3, 32) and emb.dtype == np.float32 and np.isfinite(emb).all()
+    # rows are not all the same: the model saw different inputs
+    assert np.abs(emb[0] - emb[1]).max() > 1e-4
+
+
+def _manual_mean(folder, text, model_cls=None):
+    tok = T.AutoTokenizer.from_pretrained(folder)
+    model = (model_cls or T.AutoModel).from_pretrained(folder).eval()
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    enc = tok([text], return_tensors="pt")
+    enc.pop("token_type_ids", None) if model.config.model_type != "bert" else None
+    with torch.no_grad():
+        h = model(**enc).last_hidden_state[0]
+    return h.mean(0).numpy()
+
+
+@pytest.mark.parametrize("fam", TEXT_FAMILIES)
+def test_masked_mean_equals_hand_computed_mean(tiny, fam):
+    enc = get_encoder(str(tiny[fam]), device="cpu", pooling="mean")
+    got = enc.embed([SHORT], progress=False)[0]
+    np.testing.assert_allclose(got, _manual_mean(tiny[fam], SHORT), atol=1e-5)
+
+
+@pytest.mark.parametrize("fam,pooling", [(f, "mean") for f in TEXT_FAMILIES]
+                         + [("llama", "last-token"), ("bert", "cls"), ("clip", "clip")])
+def test_text_alone_equals_text_beside_a_longer_one(tiny, fam, pooling):
+    kw = {"modality": "text"} if fam == "clip" else {}
+    enc = get_encoder(str(tiny[fam]), device="cpu", pooling=pooling, **kw)
+    alone = enc.embed([SHORT], progress=False)
+    both = enc.embed([LONG, SHORT], progress=False)
+    assert enc.processor(LONG)["input_ids"].__len__() > 3 * len(enc.processor(SHORT)["input_ids"])
+    np.testing.assert_allclose(alone[0], both[1], atol=1e-5)
+
+
+def test_last_token_is_the_last_real_token_for_left_and_right_padding():
+    h = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
+    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+
+    class Out:
+        last_hidden_state = h
+
+    np.testing.assert_array_equal(pool(Out, right, "last-token")[0], h[0, 1])
+    np.testing.assert_array_equal(pool(Out, left, "last-token")[0], h[0, 3])
+    np.testing.assert_array_equal(pool(Out, right, "last-token")[1], h[1, 3])
+
+
+def test_llama_last_token_matches_hand_computation(tiny):
+    enc = get_encoder(str(tiny["llama"]), device="cpu", pooling="last-token")
+    model = T.AutoModel.from_pretrained(tiny["llama"]).eval()
+    tok = T.AutoTokenizer.from_pretrained(tiny["llama"])
+    with torch.no_grad():
+        ref = model(**tok([SHORT], return_tensors="pt")).last_hidden_state[0, -1].numpy()
+    np.testing.assert_allclose(enc.embed([SHORT], progress=False)[0], ref, atol=1e-5)
+    assert enc.processor.padding_side == "right" and enc.processor.pad_token is not None
+
+
+def _images(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(40 + 4 * i, 48), dtype=np.uint8) for i in range(n)]
+
+
+@pytest.mark.parametrize("fam", ["vit", "dinov2"])
+def test_vision_cls_pooling(tiny, fam):
+    enc = get_encoder(str(tiny[fam]), device="cpu")
+    assert enc.modality == "image" and enc.pooling == "cls" and enc.dim == 32
+    imgs = _images()
+    emb = enc.embed(imgs, batch_size=2, progress=False)
+    proc = T.AutoImageProcessor.from_pretrained(tiny[fam])
+    model = T.AutoModel.from_pretrained(tiny[fam]).eval()
+    rgb = [np.repeat(im[..., None], 3, axis=2) for im in imgs]
+    with torch.no_grad():
+        ref = model(pixel_values=proc(images=rgb, return_tensors="pt")["pixel_values"]).last_hidden_state[:, 0]
+    np.testing.assert_allclose(emb, ref.numpy(), atol=1e-5)
+    if fam == "dinov2":  # DINOv2's pooler output is the same LayerNorm'ed CLS token
+        with torch.no_grad():
+            po = model(pixel_values=proc(images=rgb, return_tensors="pt")["pixel_values"]).pooler_output
+        np.testing.assert_allclose(emb, po.numpy(), atol=1e-5)
+
+
+def test_clip_towers_give_projected_features(tiny):
+    img = get_encoder(str(tiny["clip"]), device="cpu", modality="image")
+    txt = get_encoder(str(tiny["clip"]), device="cpu", modality="text")
+    assert img.dim == txt.dim == 24 and img.pooling == txt.pooling == "clip"
+    model = T.CLIPModel.from_pretrained(tiny["clip"]).eval()
+    proc_t = T.AutoTokenizer.from_pretrained(tiny["clip"])
+    with torch.no_grad():
+        out = model.get_text_features(**proc_t([SHORT], return_tensors="pt"))
+    ref = out if torch.is_tensor(out) else out.pooler_output
+    np.testing.assert_allclose(txt.embed([SHORT], progress=False), ref.numpy(), atol=1e-5)
+    assert img.embed(_images(2), progress=False).shape == (2, 24)
+    with pytest.raises(EncoderError, match="tower"):
+        get_encoder(str(tiny["clip"]), device="cpu")
+
+
+def test_models_dir_resolves_org_name_like_a_hub_id(tiny, monkeypatch):
+    monkeypatch.setenv("SEMALIGN_MODELS_DIR", str(tiny["_root"]))
+    enc = get_encoder("tiny-org/bert", device="cpu")
+    assert enc.local and enc.source == str(tiny["bert"])
+    assert enc.embed([SHORT], progress=False).shape == (1, 32)
+
+
+def test_yaml_registry_via_env(tiny, tmp_path, monkeypatch):
+    y = tmp_path / "mine.yml"
+    y.write_text(f"encoders:\n  my-bert:\n    kind: hf\n    id: {tiny['bert']}\n    modality: text\n"
+                 f"    domain: medical\n    pooling: cls\n")
+    monkeypatch.setenv("SEMALIGN_ENCODERS", str(y))
+    from semalign.encoders import list_encoders
+
+    assert "my-bert" in list_encoders(modality="text", domain="medical")
+    enc = get_encoder("my-bert", device="cpu")
+    assert (enc.domain, enc.pooling) == ("medical", "cls")
+
+
+def test_fingerprint_tracks_weights_pooling_and_length(tiny, tmp_path):
+    import shutil
+
+    a = get_encoder(str(tiny["bert"]), device="cpu")
+    b = get_encoder(str(tiny["bert"]), device="cpu", pooling="cls")
+    c = get_encoder(str(tiny["bert"]), device="cpu", max_length=16)
+    assert a.fingerprint() != b.fingerprint() != c.fingerprint()
+    assert a.fingerprint() == get_encoder(str(tiny["bert"]), device="cpu").fingerprint()
+    # same folder content elsewhere: same weights hash; a changed weight: another one
+    copy = tmp_path / "bert-copy"
+    shutil.copytree(tiny["bert"], copy)
+    assert get_encoder(str(copy), device="cpu").fingerprint()["weights_sha256"] == a.fingerprint()["weights_sha256"]
+    m = T.BertModel.from_pretrained(copy)
+    with torch.no_grad():
+        m.embeddings.word_embeddings.weight[5, 0] += 1.0
+    m.save_pretrained(copy)
+    assert get_encoder(str(copy), device="cpu").fingerprint()["weights_sha256"] != a.fingerprint()["weights_sha256"]
+
+
+def test_missing_hub_model_gives_one_clear_error(monkeypatch):
+    monkeypatch.delenv("SEMALIGN_MODELS_DIR", raising=False)
+    with pytest.raises(EncoderError) as e:
+        get_encoder("nobody-here/no-such-model", device="cpu")
+    msg = str(e.value)
+    assert "nobody-here/no-such-model" in msg and "SEMALIGN_MODELS_DIR" in msg
+    assert "huggingface.co/nobody-here/no-such-model" in msg
+    assert "Traceback" not in msg
+
+
+def test_gated_registry_model_says_licence_and_token(monkeypatch, tmp_path):
+    monkeypatch.setenv("SEMALIGN_MODELS_DIR", str(tmp_path))
+    with pytest.raises(EncoderError) as e:
+        get_encoder("llama-2-7b", device="cpu")
+    msg = str(e.value)
+    assert "meta-llama/Llama-2-7b-hf" in msg and "HF_TOKEN" in msg and str(tmp_path) in msg
+
+
+def test_registry_dim_mismatch_is_reported(tiny):
+    register_encoder("wrong-dim", {"kind": "hf", "id": str(tiny["bert"]), "modality": "text",
+                                   "domain": "general", "dim": 999})
+    with pytest.raises(EncoderError, match="dim 999"):
+        get_encoder("wrong-dim", device="cpu")
