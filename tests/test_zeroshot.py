@@ -203,3 +203,70 @@ def test_tidy_results_columns_and_validation():
         result_row("t", "clip", "v", "t", "general", 1.5)
     with pytest.raises(ValueError, match="lacks columns"):
         tidy_results([{"task": "t"}])
+
+
+# ------------------------------------------------- standard zero-shot through the registry ----
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    """A tiny CLIPModel saved with save_pretrained (the hub is out of reach here), with a word-level
+    BERT tokenizer built from the pneumonia prompts' words and a 32-px CLIP image processor."""
+    import re
+
+    torch = pytest.importorskip("torch")
+    from transformers import BertTokenizerFast, CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    from semalign.zeroshot import load_prompts
+
+    ps = load_prompts()["pneumonia"]
+    words = sorted({w for p in ps.positive + ps.negative for w in re.findall(r"\w+|[^\w\s]", p.lower())})
+    root = tmp_path_factory.mktemp("tiny-clip")
+    (root / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words))
+    tok = BertTokenizerFast(vocab_file=str(root / "vocab.txt"), do_lower_case=True)
+    torch.manual_seed(0)
+    cfg = CLIPConfig(
+        text_config=dict(vocab_size=len(words) + 5, hidden_size=16, intermediate_size=32,
+                         num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=40,
+                         eos_token_id=tok.sep_token_id, pad_token_id=0, bos_token_id=2),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=16, intermediate_size=32,
+                           num_hidden_layers=2, num_attention_heads=2),
+        projection_dim=8)
+    model = CLIPModel(cfg).eval()
+    folder = root / "clip"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder, ps
+
+
+def test_standard_zeroshot_with_registry_clip_equals_clip_logits(tiny_clip):
+    """The registry's CLIP towers (weights swapped for the tiny local model) + standard_zeroshot
+    give the same class scores as CLIPModel's own logits_per_image / logit_scale, averaged over
+    the prompts -- an independent route to the same cosines."""
+    import torch
+    from PIL import Image
+    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+
+    from semalign.encoders import get_encoder
+
+    folder, ps = tiny_clip
+    img_enc = get_encoder("clip-vit-b32-image", device="cpu", id=str(folder), dim=0)
+    txt_enc = get_encoder("clip-vit-b32-text", device="cpu", id=str(folder), dim=0)
+    rng = np.random.default_rng(11)
+    images = [rng.integers(0, 256, size=(40, 36), dtype=np.uint8) for _ in range(8)]
+    y = np.array([1, 0] * 4)
+    pos, neg = list(ps.positive), list(ps.negative)
+    res = standard_zeroshot(img_enc.embed(images, progress=False), y,
+                            txt_enc.embed(pos, progress=False), txt_enc.embed(neg, progress=False))
+
+    model = CLIPModel.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    pix = CLIPImageProcessor.from_pretrained(folder)(
+        images=[Image.fromarray(i).convert("RGB") for i in images], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        def cos(prompts):
+            t = tok(prompts, padding=True, return_tensors="pt")
+            out = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"], pixel_values=pix)
+            return (out.logits_per_image / model.logit_scale.exp()).numpy()
+        want = cos(pos).mean(1) - cos(neg).mean(1)
+    np.testing.assert_allclose(res.scores, want, atol=1e-5)
+    assert 0.0 <= res.auroc <= 1.0
