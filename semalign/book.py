@@ -343,3 +343,11 @@ def cli_book(args: argparse.Namespace) -> int:
         print(f"semalign book: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def paper_table1_strings() -> list[str]:
+    """The paper's Table 1 numbers as the book renders them (for the browser test)."""
+    from semalign.plots import paper_strings
+    from semalign.tables import PAPER_TABLE1
+
+    return paper_strings(PAPER_TABLE1)

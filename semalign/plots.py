@@ -158,3 +158,120 @@ def gallery(images, captions: Sequence[str], *, columns: int = 6, size: int = 11
         x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None), tooltip=["caption:N"])
     img = base.mark_image(width=size, height=size).encode(url="url:N")
     return img.properties(width=columns * (size + 10), height=int(df["row"].max() + 1) * (size + 10))
+
+
+# --------------------------------------------------------------------------- Table 1 (HTML)
+PAIRS = ("Gen→Med", "Gen→Gen", "Med→Gen", "Med→Med")
+_COLS = {
+    "modality": "modality", "task": "modality", "pair": "pair", "domain_pair": "pair", "domains": "pair",
+    "sub": "SUB", "tub": "TUB", "alignment": "alignment", "alignment_mean": "alignment", "mean": "alignment",
+    "auroc": "alignment", "alignment_std": "alignment_std", "std": "alignment_std", "auroc_std": "alignment_std",
+    "change_pct": "change_pct", "change": "change_pct", "delta_pct": "change_pct", "pct": "change_pct",
+    "change_percent": "change_pct",
+}
+
+
+def _pair_name(s: str) -> str:
+    s = str(s).replace("->", "→").replace(" ", "").replace("(Ours)", "").replace("(ours)", "")
+    return s[:1].upper() + s[1:3].lower() + "→" + s.split("→")[-1][:1].upper() + s.split("→")[-1][1:3].lower() \
+        if "→" in s else s
+
+
+def table1_long(frame) -> pd.DataFrame:
+    """Any Table 1 frame (ours from :func:`semalign.tables.table1`, or the paper's) in one shape:
+    columns modality ("text" | "vision"), pair ("Gen→Med" …), SUB, alignment, alignment_std,
+    TUB, change_pct (percent change of the alignment against SUB)."""
+    df = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+    df = df.reset_index() if not {"modality", "pair"} <= {str(c).lower() for c in df.columns} else df.copy()
+    df = df.rename(columns={c: _COLS.get(str(c).lower(), c) for c in df.columns})
+    missing = [c for c in ("modality", "pair", "SUB", "alignment", "TUB") if c not in df.columns]
+    if missing:
+        raise ValueError(f"table1_long: cannot find {missing} in a frame with columns {list(df.columns)}")
+    df["modality"] = df["modality"].astype(str).str.lower()
+    df["pair"] = df["pair"].map(_pair_name)
+    if "alignment_std" not in df.columns:
+        df["alignment_std"] = float("nan")
+    if "change_pct" not in df.columns:
+        df["change_pct"] = 100 * (df["alignment"] - df["SUB"]) / df["SUB"]
+    elif df["change_pct"].abs().max() <= 1.0 and (df["alignment"] != df["SUB"]).any():
+        df["change_pct"] = 100 * df["change_pct"]  # a fraction, not a percentage
+    return df[["modality", "pair", "SUB", "alignment", "alignment_std", "TUB", "change_pct"]]
+
+
+def _num(v, fmt="{:.2f}") -> str:
+    return "–" if v is None or pd.isna(v) else fmt.format(v)
+
+
+def _change(pct) -> str:
+    if pct is None or pd.isna(pct):
+        return ""
+    colour = "#888888" if abs(pct) < 5 else ("#1a9641" if pct > 0 else "#d7191c")
+    arrow = "▲" if pct >= 0 else "▼"
+    return f' <span style="color:{colour};font-weight:600">{arrow}&nbsp;{abs(pct):.0f}%</span>'
+
+
+def table1_rows(frame) -> list[dict]:
+    """Rows of the rendered Table 1: pair, and per modality SUB / alignment / TUB strings."""
+    df = table1_long(frame)
+    out = []
+    for pair in PAIRS:
+        row = {"pair": pair}
+        for m in ("text", "vision"):
+            r = df[(df["modality"] == m) & (df["pair"] == pair)]
+            if r.empty or pd.isna(r["alignment"].iloc[0]):
+                row[m] = ("", "–", "") if pair != "Gen→Med" else ("–", "–", "–")
+                continue
+            r = r.iloc[0]
+            ali = _num(r["alignment"]) + ("" if pd.isna(r["alignment_std"]) else f" ± {r['alignment_std']:.2f}")
+            show_tub = pair == "Gen→Med"  # the paper prints TUB on the first row only
+            row[m] = (_num(r["SUB"]), ali + _change(r["change_pct"]), _num(r["TUB"]) if show_tub else "")
+        out.append(row)
+    return out
+
+
+def _table1_one(frame, caption: str, css: str) -> str:
+    head = ("<tr><th></th><th colspan=3>Text</th><th colspan=3>Vision</th></tr>"
+            "<tr><th></th>" + "<th>SUB</th><th>Alignment</th><th>TUB</th>" * 2 + "</tr>")
+    body = []
+    for i, row in enumerate(table1_rows(frame)):
+        if i == 1:
+            body.append("<tr><td colspan=7><i>Ablation study:</i></td></tr>")
+        label = row["pair"].replace("→", " → ")
+        cells = "".join(f"<td>{c}</td>" for m in ("text", "vision") for c in row[m])
+        body.append(f"<tr><th style='text-align:left'>{label}</th>{cells}</tr>")
+    return (f"<div class='{css}' style='flex:1;min-width:24em'><table class='semalign-table'>"
+            f"<caption style='caption-side:top;font-weight:600'>{caption}</caption>{head}{''.join(body)}</table></div>")
+
+
+def table1_html(ours, paper, *, ours_label: str = "ours", paper_label: str = "paper (Di Folco et al. 2025, Table 1)") -> str:
+    """Our Table 1 beside the paper's, as HTML: two labelled tables, ▲▼ % coloured as in the paper
+    (green gain, red loss, grey when the change against SUB is under 5 %)."""
+    return ("<div style='display:flex;gap:1.5em;flex-wrap:wrap'>"
+            + _table1_one(paper, f"<span class='semalign-badge paper'>paper</span> {paper_label}", "semalign-paper")
+            + _table1_one(ours, f"<span class='semalign-badge ours'>ours</span> {ours_label}", "semalign-ours")
+            + "</div>")
+
+
+def paper_strings(paper) -> list[str]:
+    """The numbers of the paper's Table 1 as rendered (the browser test looks for each)."""
+    out = []
+    for row in table1_rows(paper):
+        for m in ("text", "vision"):
+            for cell in row[m]:
+                s = cell.split(" <span")[0]
+                if s and s not in ("–",):
+                    out.append(s)
+    return sorted(set(out))
+
+
+def claims_html(summary: pd.DataFrame, *, profile: str) -> str:
+    """The claims table of the summary page: paper's value and ours side by side."""
+    colour = {"yes": "#1a9641", "no": "#d7191c", "not tested": "#888888"}
+    rows = "".join(
+        f"<tr><td>{r.section}</td><td>{r.claim}</td><td class='semalign-paper'>{r.paper}</td>"
+        f"<td class='semalign-ours'>{r.ours}</td><td style='color:{colour[r.holds]};font-weight:600'>{r.holds}</td></tr>"
+        for r in summary.itertuples())
+    return ("<table class='semalign-table'><tr><th>paper section</th><th>claim</th>"
+            "<th><span class='semalign-badge paper'>paper</span></th>"
+            f"<th><span class='semalign-badge ours'>ours</span> profile {profile}</th><th>holds in ours?</th></tr>"
+            + rows + "</table>")

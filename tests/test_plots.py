@@ -1,0 +1,95 @@
+"""Charts and tables of the book, from constructed result frames (no model, no file)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from semalign import plots
+
+
+def fig3_frame(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for src, tgt in (("a", "b"), ("b", "a")):
+        for run in range(3):
+            for m in ("affine", "linear", "l-ortho", "ortho"):
+                for n in (10, 100, 1000):
+                    rows.append(dict(task="t", source=src, target=tgt, method=m, n_anchors=n, run=run,
+                                     auroc=0.6 + 0.05 * np.log10(n) + rng.normal(0, 0.01)))
+            rows.append(dict(task="t", source=src, target=tgt, method="naive", n_anchors=0, run=run, auroc=0.5))
+            rows.append(dict(task="t", source=src, target=tgt, method="upper_bound", n_anchors=0, run=run, auroc=0.8))
+    return pd.DataFrame(rows)
+
+
+def test_fig3_aggregates_mean_and_std_over_pairs_and_runs():
+    df = fig3_frame()
+    spec = plots.transforms_vs_anchors(df).to_dict()
+    line = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "line")
+    data = spec["datasets"][line["data"]["name"]]
+    got = {(d["method"], d["n_anchors"]): d for d in data}
+    sel = df[(df.method == "ortho") & (df.n_anchors == 100)]["auroc"]
+    assert got[("ortho", 100)]["mean"] == pytest.approx(sel.mean())
+    assert got[("ortho", 100)]["std"] == pytest.approx(sel.std())
+    assert got[("ortho", 100)]["count"] == 6  # 2 pairs x 3 runs
+    assert "naive" not in {d["method"] for d in data}, "naive and upper bound are rules, not curves"
+    tips = [t["field"] for t in line["encoding"]["tooltip"]]
+    assert {"mean", "std", "n_anchors"} <= set(tips), "Fig. 3 must be interactive (tooltips)"
+    rule = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "rule")
+    flat = {d["method"]: d["mean"] for d in spec["datasets"][rule["data"]["name"]]}
+    assert flat == {"naive": pytest.approx(0.5), "upper_bound": pytest.approx(0.8)}
+
+
+def test_fig3_refuses_a_frame_without_its_columns():
+    with pytest.raises(ValueError, match="n_anchors"):
+        plots.transforms_vs_anchors(pd.DataFrame({"method": ["ortho"], "auroc": [0.5]}))
+    with pytest.raises(ValueError, match="empty"):
+        plots.transforms_vs_anchors(fig3_frame().iloc[:0])
+
+
+def test_projection_and_zeroshot_and_gallery_specs():
+    pts = pd.DataFrame({"method": ["ortho"] * 3, "role": ["source", "target", "aligned"],
+                        "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.5], "id": ["1", "1", "1"]})
+    assert plots.projection(pts).to_dict()["facet"]["field"] == "method"
+    zs = pd.DataFrame({"task": ["p", "p"], "model": ["m1", "CLIP"], "kind": ["ours", "CLIP"], "auroc": [0.7, 0.6]})
+    spec = plots.zeroshot_bars(zs).to_dict()
+    assert spec["facet"]["column"]["field"] == "task"
+    imgs = np.zeros((3, 16, 16), np.uint8)
+    g = plots.gallery(imgs, ["a", "b", "c"], columns=2).to_dict()
+    urls = [d["url"] for d in g["datasets"][g["data"]["name"]]]
+    assert len(urls) == 3 and all(u.startswith("data:image/png;base64,") for u in urls), "images are inline"
+    with pytest.raises(ValueError, match="captions"):
+        plots.gallery(imgs, ["a"])
+
+
+PAPER = pd.DataFrame([
+    dict(modality="text", pair="Gen→Med", SUB=0.75, alignment=0.80, alignment_std=0.01, TUB=0.83),
+    dict(modality="text", pair="Gen→Gen", SUB=0.75, alignment=0.73, alignment_std=0.04, TUB=0.75),
+    dict(modality="vision", pair="Gen→Med", SUB=0.71, alignment=0.69, alignment_std=0.08, TUB=0.81),
+    dict(modality="vision", pair="Med→Gen", SUB=0.81, alignment=0.70, alignment_std=0.08, TUB=0.71),
+])
+
+
+def test_table1_long_computes_change_and_normalises_names():
+    df = PAPER.rename(columns={"alignment": "alignment_mean"}).assign(pair=lambda d: d["pair"].str.replace("→", " -> "))
+    long = plots.table1_long(df)
+    r = long[(long.modality == "text") & (long.pair == "Gen→Med")].iloc[0]
+    assert r.change_pct == pytest.approx(100 * (0.80 - 0.75) / 0.75)
+    with pytest.raises(ValueError, match="SUB"):
+        plots.table1_long(pd.DataFrame({"modality": ["text"], "pair": ["Gen→Med"]}))
+
+
+def test_table1_html_labels_colours_and_numbers():
+    ours = PAPER.assign(alignment=lambda d: d["alignment"] - 0.1)
+    html = plots.table1_html(ours, PAPER, ours_label="ours (offline)")
+    assert html.index("paper") < html.index("ours (offline)"), "paper and ours are both labelled"
+    assert "0.80 ± 0.01" in html and "0.70 ± 0.01" in html
+    assert "#1a9641" in html and "#d7191c" in html, "green for gains of 5 % or more, red for losses"
+    text_gm = [r for r in plots.table1_rows(PAPER) if r["pair"] == "Gen→Med"][0]["text"]
+    assert "▲&nbsp;7%" in text_gm[1] and "#1a9641" in text_gm[1]
+    vis_gm = [r for r in plots.table1_rows(PAPER) if r["pair"] == "Gen→Med"][0]["vision"]
+    assert "▼&nbsp;3%" in vis_gm[1] and "#888888" in vis_gm[1], "under 5 % is grey"
+    assert {"0.80 ± 0.01", "0.75", "0.83"} <= set(plots.paper_strings(PAPER))
+    med_med = [r for r in plots.table1_rows(PAPER) if r["pair"] == "Med→Med"][0]
+    assert med_med["vision"][1] == "–", "a pair the paper does not report shows a dash"
