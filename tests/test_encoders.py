@@ -1,0 +1,198 @@
+"""Registry and embedding engine: lookup, errors, lazy kind modules, batching order, OOM back-off."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from semalign.encoders import (DOMAINS, Encoder, EncoderError, encoder_specs, get_encoder, list_encoders,
+                               register_encoder, register_kind, resolve_device)
+from semalign.encoders import base as enc_base
+
+
+@pytest.fixture(autouse=True)
+def _forget_user_specs():
+    yield
+    enc_base._USER_SPECS.clear()
+
+
+class CountingEncoder(Encoder):
+    """Text -> [len, first char code, ...]: deterministic, and records every batch it sees."""
+
+    def __init__(self, *a, oom_above=None, **kw):
+        super().__init__(*a, **kw)
+        self.batches: list[list] = []
+        self.oom_above = oom_above
+
+    def _embed_batch(self, batch):
+        if self.oom_above is not None and len(batch) > self.oom_above:
+            import torch
+
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.batches.append(list(batch))
+        return np.array([[len(t), ord(t[0]) if t else 0] for t in batch], dtype=np.float32)
+
+
+@register_kind("counting-test")
+def _build_counting(spec, device):
+    return CountingEncoder.from_spec(spec, device=device)
+
+
+def _enc(**kw):
+    spec = {"kind": "counting-test", "modality": "text", "domain": "general", "dim": 2}
+    spec.update(kw)
+    register_encoder("counting", spec)
+    return get_encoder("counting", device="cpu")
+
+
+def test_every_shipped_registry_file_loads_and_names_are_unique():
+    specs = encoder_specs()
+    for name in ["minilm-l6", "mpnet-base", "wordllama-256", "efficientnet-lite0", "mobilenet-v2",
+                 "vit-s16", "dinov2-base", "rad-dino", "roberta-base", "llama-2-7b", "biolord-2023",
+                 "meditron-7b", "clip-vit-b32-image", "clip-vit-b32-text"]:
+        assert name in specs, name
+    for name, s in specs.items():
+        assert s.get("modality") in ("text", "image"), name
+        assert s.get("domain") in DOMAINS, name
+        assert "kind" in s
+        assert s.get("module") or s["kind"] in enc_base.BUILTIN_KIND_MODULES, name
+
+
+def test_paper_entries_carry_hub_id_licence_access_and_pooling():
+    specs = encoder_specs()
+    for name in ["vit-s16", "dinov2-base", "rad-dino", "roberta-base", "llama-2-7b", "biolord-2023",
+                 "meditron-7b", "clip-vit-b32-image", "clip-vit-b32-text"]:
+        s = specs[name]
+        assert "/" in s["id"] and s.get("revision") and s.get("licence") and s.get("access"), name
+        assert s["pooling"] in ("cls", "mean", "last-token", "clip"), name
+    assert specs["rad-dino"]["domain"] == specs["biolord-2023"]["domain"] == "medical"
+    assert specs["llama-2-7b"]["gated"] is True
+
+
+def test_list_encoders_filters():
+    text = list_encoders(modality="text")
+    assert "minilm-l6" in text and "mobilenet-v2" not in text
+    assert set(list_encoders(domain="medical")) >= {"rad-dino", "biolord-2023", "meditron-7b"}
+
+
+def test_unknown_name_lists_known_and_says_how_to_add():
+    with pytest.raises(EncoderError) as e:
+        get_encoder("not-an-encoder")
+    msg = str(e.value)
+    assert "minilm-l6" in msg and "SEMALIGN_ENCODERS" in msg and "register_encoder" in msg
+
+
+def test_hub_id_registered_twice_is_ambiguous():
+    with pytest.raises(EncoderError, match="clip-vit-b32-image, clip-vit-b32-text"):
+        get_encoder("openai/clip-vit-base-patch32")
+
+
+def test_kind_module_is_imported_lazily_only_when_built(tmp_path, monkeypatch):
+    mod = tmp_path / "lazy_kind_mod.py"
+    mod.write_text(textwrap.dedent("""
+        import numpy as np
+        from semalign.encoders import Encoder, register_kind
+        class Z(Encoder):
+            def _embed_batch(self, batch):
+                return np.zeros((len(batch), self.dim))
+        @register_kind("lazy-kind")
+        def build(spec, device):
+            return Z.from_spec(spec, device=device)
+    """))
+    y = tmp_path / "reg.yml"
+    y.write_text("module: lazy_kind_mod\nencoders:\n  lazy-one: {kind: lazy-kind, modality: text, "
+                 "domain: general, dim: 3}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SEMALIGN_ENCODERS", str(y))
+    assert "lazy-one" in list_encoders()
+    assert "lazy_kind_mod" not in sys.modules
+    enc = get_encoder("lazy-one", device="cpu")
+    assert "lazy_kind_mod" in sys.modules
+    assert enc.embed(["a", "b"], progress=False).shape == (2, 3)
+
+
+def test_missing_kind_module_is_a_clear_error():
+    register_encoder("broken", {"kind": "nope-kind", "module": "no_such_module_xyz", "modality": "text",
+                                "domain": "general", "dim": 2})
+    with pytest.raises(EncoderError, match="no_such_module_xyz"):
+        get_encoder("broken")
+
+
+def test_sorted_batches_restore_input_order():
+    enc = _enc()
+    texts = ["bb", "a", "dddd", "ccc", "", "eeeee"]
+    out = enc.embed(texts, batch_size=2, progress=False)
+    np.testing.assert_array_equal(out[:, 0], [len(t) for t in texts])
+    # longest first, and each batch holds similar lengths
+    assert [len(t) for b in enc.batches for t in b] == [5, 4, 3, 2, 1, 0]
+    assert out.dtype == np.float32 and out.shape == (6, 2)
+
+
+def test_oom_halves_batch_size_and_finishes():
+    enc = _enc()
+    enc.oom_above = 3
+    texts = [f"t{i}" * (i + 1) for i in range(10)]
+    out = enc.embed(texts, batch_size=16, progress=False)
+    np.testing.assert_array_equal(out[:, 0], [len(t) for t in texts])
+    assert max(len(b) for b in enc.batches) <= 3 and enc.last_batch_size == 2
+
+
+def test_oom_at_batch_size_one_is_raised():
+    enc = _enc()
+    enc.oom_above = 0
+    with pytest.raises(Exception, match="out of memory"):
+        enc.embed(["a"], batch_size=4, progress=False)
+
+
+def test_other_errors_are_not_swallowed():
+    class Bad(Encoder):
+        def _embed_batch(self, batch):
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        Bad("bad", "text", "general", 2).embed(["a", "b"], progress=False)
+
+
+def test_wrong_batch_shape_is_reported():
+    class Wrong(Encoder):
+        def _embed_batch(self, batch):
+            return np.zeros((len(batch), 3))
+
+    with pytest.raises(EncoderError, match="expected"):
+        Wrong("w", "text", "general", 2).embed(["a"], progress=False)
+
+
+@pytest.mark.parametrize("bad", ["one string", [1, 2], None])
+def test_text_input_validation(bad):
+    enc = _enc()
+    with pytest.raises((EncoderError, TypeError)):
+        enc.embed(bad, progress=False)
+
+
+def test_empty_input_gives_empty_matrix():
+    assert _enc().embed([], progress=False).shape == (0, 2)
+
+
+def test_bad_modality_or_domain_rejected():
+    with pytest.raises(EncoderError, match="domain"):
+        CountingEncoder("x", "text", "astrology", 2)
+    with pytest.raises(EncoderError, match="modality"):
+        CountingEncoder("x", "audio", "general", 2)
+
+
+def test_device_auto_is_cpu_here_and_explicit_passes_through():
+    import torch
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto") in (expected, "mps")
+    assert resolve_device("cpu") == "cpu"
+    assert enc_base.default_dtype("cpu") == "float32"
+
+
+def test_fingerprint_holds_what_changes_numbers():
+    fp = _enc(pooling="mean", revision="abc").fingerprint()
+    assert fp["pooling"] == "mean" and fp["revision"] == "abc" and fp["dtype"] == "float32"
+    assert _enc(pooling="cls").fingerprint() != fp
