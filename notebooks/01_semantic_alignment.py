@@ -27,6 +27,7 @@ text_task = "openi-5class"
 source = "minilm-l6"
 target = "standin-text-mesh"
 n_anchors = 300
+anchor_pool = 1200
 n_show = 120
 methods = ["affine", "linear", "l-ortho", "ortho"]
 
@@ -39,7 +40,7 @@ from semalign import book, experiments, plots
 
 plots.setup()
 task = experiments.encode_task(text_task, [source, target], device=device, batch_size=batch_size,
-                               splits=("test", "anchors"))
+                               anchor_pool=anchor_pool, seed=seed)
 domains = task.domains
 rng = np.random.default_rng(seed)
 a = rng.choice(len(task.encoders[source].anchors), size=min(n_anchors, len(task.encoders[source].anchors)), replace=False)
@@ -52,7 +53,7 @@ Markdown(f"Source **{source}** ({domains[source]}, {task.encoders[source].test.s
 points, scores = experiments.projection_frame(
     task.encoders[source].anchors[a], task.encoders[target].anchors[a],
     task.encoders[source].test[s], task.encoders[target].test[s],
-    ["naive", *methods], ids=[str(i) for i in s], labels=[task.classes[int(c)] if str(c).isdigit() else str(c) for c in task.y_test[s]],
+    ["naive", *methods], ids=[str(i) for i in s], labels=[str(c) for c in task.y_test[s]],
     seed=seed,
 )
 scores.insert(0, "target", target)

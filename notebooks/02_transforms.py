@@ -25,6 +25,7 @@ device = "cpu"
 batch_size = 64
 seed = 0
 runs = 3
+anchor_pool = 1200
 text_task = "openi-5class"
 text_encoders = ["minilm-l6", "wordllama-256"]
 vision_task = "synthcxr-pneumonia"
@@ -43,7 +44,8 @@ plots.setup()
 
 
 def fig3(task_name, encoders):
-    task = experiments.encode_task(task_name, encoders, device=device, batch_size=batch_size)
+    task = experiments.encode_task(task_name, encoders, device=device, batch_size=batch_size,
+                                   anchor_pool=anchor_pool, seed=seed)
     pool = min(e.anchors.shape[0] for e in task.encoders.values())
     counts = [n for n in anchor_counts if n <= pool]
     res = stitch_grid(task, ["naive", *methods, "upper_bound"], counts, runs=runs, seed=seed)

@@ -25,6 +25,7 @@ device = "cpu"
 batch_size = 64
 seed = 0
 runs = 3
+anchor_pool = 1200
 text_task = "openi-5class"
 text_encoders = ["minilm-l6", "wordllama-256"]
 vision_tasks = ["synthcxr-pneumonia"]
@@ -41,6 +42,7 @@ from semalign import book, experiments, plots, tables
 results, info = experiments.table1_results(
     text_task, text_encoders, vision_tasks, vision_encoders, method=table_method,
     n_anchors=table_anchors, runs=runs, seed=seed, device=device, batch_size=batch_size,
+    anchor_pool=anchor_pool,
 )
 results.insert(0, "profile", profile)
 book.write_results(results)

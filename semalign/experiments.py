@@ -43,30 +43,42 @@ def encode_task(
     *,
     device: str = "auto",
     batch_size: int | None = None,
-    splits: Iterable[str] = ("train", "test", "anchors"),
+    anchor_pool: int | None = None,
+    seed: int = 0,
 ):
     """Embed a task's train / test / anchor samples with each encoder (cached).
 
-    ``task``: a task name for :func:`semalign.data.get_task` or a Task. Returns an
-    ``EncodedTask`` whose ``encoders[name]`` holds ``Embeddings(train (n_tr, d), test
-    (n_te, d), anchors (n_a, d))``; anchor rows correspond across encoders (same ids, same order).
+    ``task``: a task name for :func:`semalign.data.get_task` or a Task. ``anchor_pool``:
+    keep a seeded random subset of this many anchors (the pool the runs draw from; ``None``
+    keeps all) — it bounds the embedding cost on CPU. Each encoder embeds the *union* of the
+    three splits once (train and anchors overlap: the paper draws anchors from the training
+    set), through the cache, so a warm rerun embeds nothing.
+
+    Returns an ``EncodedTask`` whose ``encoders[name]`` holds ``Embeddings(train (n_tr, d),
+    test (n_te, d), anchors (n_a, d))``; anchor rows correspond across encoders (same ids,
+    same order).
     """
     from semalign.data import get_task
     from semalign.stitching import EncodedTask, Embeddings
 
     t = get_task(task) if isinstance(task, str) else task
+    anchors = t.anchors
+    if anchor_pool is not None and anchor_pool < len(anchors):
+        keep = np.sort(np.random.default_rng(seed).choice(len(anchors), size=int(anchor_pool), replace=False))
+        anchors = anchors.iloc[keep]
+    parts_df = {"train": t.train, "test": t.test, "anchors": anchors}
+    union: dict[str, Any] = {}
+    for df in parts_df.values():
+        for i, x in zip(df["id"], df["input"]):
+            union.setdefault(str(i), x)
+    uids = list(union)
+    where = {i: k for k, i in enumerate(uids)}
     encs = load_encoders(encoders, device) if not isinstance(encoders, dict) else encoders
-    splits = tuple(splits)
     out, domains = {}, {}
     for name, enc in encs.items():
-        parts = {}
-        for split in ("train", "test", "anchors"):
-            df = getattr(t, split)
-            if split not in splits:
-                parts[split] = np.zeros((0, enc.dim), np.float32)
-                continue
-            parts[split] = _embed(enc, list(df["input"]), [str(i) for i in df["id"]], t.dataset_key, batch_size)
-        out[name] = Embeddings(parts["train"], parts["test"], parts["anchors"])
+        emb = _embed(enc, list(union.values()), uids, t.dataset_key, batch_size)
+        sl = {k: emb[[where[str(i)] for i in df["id"]]] for k, df in parts_df.items()}
+        out[name] = Embeddings(sl["train"], sl["test"], sl["anchors"])
         domains[name] = enc.domain
     return EncodedTask(
         name=t.name, modality=t.modality, encoders=out, domains=domains,
@@ -375,6 +387,7 @@ def table1_results(
     seed: int = 0,
     device: str = "auto",
     batch_size: int | None = None,
+    anchor_pool: int | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Stitching results for Table 1: one text task, all vision tasks, one method and N.
 
@@ -387,7 +400,7 @@ def table1_results(
     frames, domains, used = [], {}, []
     for modality, tasks, encs in (("text", [text_task], text_encoders), ("vision", vision_tasks, vision_encoders)):
         for name in tasks:
-            t = encode_task(name, encs, device=device, batch_size=batch_size)
+            t = encode_task(name, encs, device=device, batch_size=batch_size, anchor_pool=anchor_pool, seed=seed)
             pool = min(e.anchors.shape[0] for e in t.encoders.values())
             n = min(n_anchors, pool)
             used.append(n)
