@@ -1,0 +1,603 @@
+"""Semantic alignment between two latent spaces (paper Sec. 3.1).
+
+Two parallel anchor sets ``X`` (N, d1) and ``Y`` (N, d2) — row i of each is the same
+sample seen by two encoders — define a map T with ``Y ≈ T(X)``. The pipeline is the
+paper's (it used latentis; this module follows latentis's behaviour):
+
+1. **standard scaling** (``std_scaling=True``): each feature of X is centred and divided by
+   its standard deviation *over the X anchors*; the same for Y with the Y anchors.
+   ``std`` is the unbiased estimate (ddof=1, ``torch.std``'s default, as in latentis); a
+   feature that is constant over the anchors keeps scale 1 (no division by zero, no NaN).
+2. **zero padding**: the smaller space is zero-padded to ``D = max(d1, d2)``.
+3. **estimate T** on the pre-processed anchors (``METHODS``):
+
+   - ``naive``   — T = identity (padding/cutting only: the paper's baseline).
+   - ``affine``  — T(x) = x·R + b, trained by Adam on the MSE (latentis defaults: lr 1e-3,
+     300 steps, ``nn.Linear`` initialisation, seeded).
+   - ``linear``  — T(x) = x·R, R = argmin ||X R − Y||_F, minimum-norm (rank-safe) solution.
+   - ``l-ortho`` — R = U·Vᵀ where U S Vᵀ is the SVD of the ``linear`` solution.
+   - ``ortho``   — Procrustes: R = U·Vᵀ where U S Vᵀ is the SVD of XᵀY.
+
+4. **de-normalise** with the *target* anchors' mean and std, and **cut** the padding so the
+   output has the target dimension d2.
+
+Padding is exact but never materialised: with zero-padded columns the padded solution's
+block that reaches the output is the solution of the unpadded (N, d1) / (N, d2) problem
+(zero columns of X give zero rows of the minimum-norm R; the orthogonal factor U·Vᵀ
+restricted to the real rows/columns is the thin-SVD U·Vᵀ of the unpadded matrix; Adam
+updates are element-wise, so the padded entries of the affine map never touch the real
+ones). ``tests/test_align.py`` checks every method against a float64 numpy reference that
+pads literally.
+
+``naive`` and ``std_scaling``: like every latentis translator, ``Translator("naive")`` runs
+the same pipeline with an identity estimator, so with ``std_scaling=True`` it standardises
+with the source anchors and de-normalises with the target anchors. The paper's naive
+baseline (no transformation, anchor-free) is ``Translator("naive", std_scaling=False)``,
+which is what :func:`semalign.stitching.stitch_grid` uses.
+
+``affine`` vs ``linear``: once both sides are centred on their anchor means, the
+closed-form affine least-squares optimum has bias exactly 0 and R equal to ``linear``;
+the paper's ``affine`` differs from ``linear`` only because it stops after 300 Adam steps.
+
+Functional core (latentis style): ``*_state(x, y) -> dict`` functions on pre-processed,
+unpadded tensors; :class:`Translator` wraps them with scikit-learn conventions.
+
+Example::
+
+    t = Translator("ortho").fit(x_anchors, y_anchors)   # (N, d1), (N, d2)
+    y_hat = t.transform(x)                               # (n, d2)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "METHODS",
+    "NotFittedError",
+    "Translator",
+    "standard_scaling_state",
+    "standardize",
+    "destandardize",
+    "zero_pad",
+    "naive_state",
+    "drop_mean_direction",
+    "linear_state",
+    "l_ortho_state",
+    "procrustes_state",
+    "ortho_state",
+    "affine_state",
+    "affine_adam_gram",
+    "apply_state",
+    "svd",
+    "min_norm_lstsq",
+]
+
+METHODS: tuple[str, ...] = ("naive", "affine", "linear", "l-ortho", "ortho")
+
+State = dict[str, torch.Tensor]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a :class:`Translator` is used before :meth:`Translator.fit`.
+
+    Subclasses ``ValueError`` and ``AttributeError`` like scikit-learn's ``NotFittedError``.
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Linear-algebra helpers (rank-safe, device-agnostic)
+# --------------------------------------------------------------------------------------
+
+
+def svd(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD ``a = U diag(S) Vh`` of a (m, n) tensor: U (m, k), S (k,), Vh (k, n), k=min(m,n).
+
+    Uses ``torch.linalg.svd`` (LAPACK gesdd on CPU). gesdd can fail with "did not converge"
+    on real, badly conditioned anchors; then falls back to scipy's slower but more robust
+    gesvd driver and returns tensors on ``a``'s device and dtype.
+    """
+    try:
+        return torch.linalg.svd(a, full_matrices=False)
+    except (torch.linalg.LinAlgError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "converge" not in str(err).lower():
+            raise
+        import scipy.linalg
+
+        u, s, vh = scipy.linalg.svd(
+            a.detach().cpu().numpy(), full_matrices=False, lapack_driver="gesvd"
+        )
+        back = lambda m: torch.from_numpy(np.ascontiguousarray(m)).to(a.device, a.dtype)  # noqa: E731
+        return back(u), back(s), back(vh)
+
+
+def _rcond(dtype: torch.dtype, shape: tuple[int, ...]) -> float:
+    # LAPACK gelsd's and torch.linalg.lstsq's default cut-off for "zero" singular values.
+    return torch.finfo(dtype).eps * max(shape)
+
+
+def _min_norm_from_svd(
+    u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, y: torch.Tensor, rcond: float
+) -> torch.Tensor:
+    """Minimum-norm least-squares solution ``pinv(X) @ y`` from the thin SVD of X."""
+    keep = s > rcond * (s[0] if s.numel() else 0)
+    inv = torch.where(keep, 1.0 / torch.where(keep, s, torch.ones_like(s)), torch.zeros_like(s))
+    return vh.mT @ (inv[:, None] * (u.mT @ y))
+
+
+def min_norm_lstsq(x: torch.Tensor, y: torch.Tensor, route: str = "auto") -> torch.Tensor:
+    """Minimum-norm solution R (d1, d2) of ``min ||x R - y||_F`` for x (N, d1), y (N, d2).
+
+    Rank-safe on every device: CPU uses LAPACK gelsd (SVD based); other devices use an
+    explicit SVD pseudo-inverse, because ``torch.linalg.lstsq`` on CUDA only offers gels,
+    which silently assumes full rank (wrong for N < d1 or zero-padded anchors).
+    ``route``: ``"auto"`` (as above), ``"gelsd"`` (CPU only) or ``"svd"`` (any device).
+    """
+    if route not in ("auto", "gelsd", "svd"):
+        raise ValueError(f"route must be 'auto', 'gelsd' or 'svd'; got {route!r}")
+    if route == "gelsd" or (route == "auto" and x.device.type == "cpu"):
+        try:
+            return torch.linalg.lstsq(x, y, driver="gelsd").solution
+        except (torch.linalg.LinAlgError, RuntimeError):
+            pass  # fall through to the SVD route, which has its own gesvd fallback
+    u, s, vh = svd(x)
+    return _min_norm_from_svd(u, s, vh, y, _rcond(x.dtype, tuple(x.shape)))
+
+
+def _polar(r: torch.Tensor) -> torch.Tensor:
+    """Orthogonal factor U·Vᵀ of the thin SVD of r (m, n); rows or columns orthonormal."""
+    u, _, vh = svd(r)
+    return u @ vh
+
+
+# --------------------------------------------------------------------------------------
+# Pre-processing
+# --------------------------------------------------------------------------------------
+
+
+def standard_scaling_state(x: torch.Tensor) -> State:
+    """Per-feature ``{"mean": (d,), "std": (d,)}`` of anchors x (N, d), N >= 2.
+
+    Computed in float64 and cast back to x's dtype. ``std`` is unbiased (ddof=1, as
+    latentis / ``torch.std``). A feature constant over the anchors — std at most
+    10·eps(dtype)·max(1, |mean|), i.e. rounding noise — keeps std 1, so it is only centred
+    (latentis does the same; otherwise NaN/inf reach the SVD and it "does not converge").
+    """
+    x64 = x.to(torch.float64)
+    mean = x64.mean(dim=0)
+    std = x64.std(dim=0, unbiased=True)
+    tiny = 10 * torch.finfo(x.dtype).eps * torch.clamp(mean.abs(), min=1.0)
+    std = torch.where(std <= tiny, torch.ones_like(std), std)
+    return {"mean": mean.to(x.dtype), "std": std.to(x.dtype)}
+
+
+def standardize(x: torch.Tensor, state: State) -> torch.Tensor:
+    """``(x - mean) / std`` with a :func:`standard_scaling_state`."""
+    return (x - state["mean"]) / state["std"]
+
+
+def destandardize(x: torch.Tensor, state: State) -> torch.Tensor:
+    """Inverse of :func:`standardize`: ``x * std + mean``."""
+    return x * state["std"] + state["mean"]
+
+
+def zero_pad(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Pad x (n, d) with zero columns to (n, dim), or cut it to its first ``dim`` columns."""
+    d = x.shape[1]
+    if d >= dim:
+        return x[:, :dim]
+    return torch.nn.functional.pad(x, (0, dim - d))
+
+
+# --------------------------------------------------------------------------------------
+# Estimators: x (N, d1), y (N, d2) already pre-processed; padding implicit (see module doc)
+# --------------------------------------------------------------------------------------
+
+
+def naive_state(x: torch.Tensor, y: torch.Tensor) -> State:
+    """No transformation: the output is x zero-padded or cut to d2. Empty state."""
+    return {}
+
+
+def drop_mean_direction(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Remove the all-ones direction from column-centred x (N, d1), y (N, d2): (N-1, ·) each.
+
+    Centred anchors have rank at most N-1 *exactly*, but rounding leaves a tiny singular value
+    along the ones vector that a relative cut-off (eps·max(N, d)) can mistake for signal when
+    N is small — and then the pseudo-inverse blows it up. A Householder reflection H maps
+    1/√N to the last basis vector; rows 0..N-2 of H·x and H·y give the same least-squares
+    problem (the residual of centred data has no component along 1) without that direction.
+    Costs O(N·d).
+    """
+    n = x.shape[0]
+    u = torch.full((n,), 1.0 / math.sqrt(n), dtype=x.dtype, device=x.device)
+    u[-1] -= 1.0
+    u = u / torch.linalg.vector_norm(u)
+
+    def reflect(a: torch.Tensor) -> torch.Tensor:
+        return (a - 2.0 * torch.outer(u, u @ a))[:-1]
+
+    return reflect(x), reflect(y)
+
+
+def linear_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> State:
+    """``{"R": (d1, d2)}``: minimum-norm least squares ``argmin ||x R - y||``, no bias.
+
+    ``centred=True`` promises that both x and y have zero column means (standard scaling
+    does that) and solves the equivalent problem of :func:`drop_mean_direction`.
+    """
+    if centred and x.shape[0] > 1:
+        x, y = drop_mean_direction(x, y)
+    return {"R": min_norm_lstsq(x, y)}
+
+
+def l_ortho_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> State:
+    """``{"R": (d1, d2)}``: U·Vᵀ of the SVD of the :func:`linear_state` solution (an isometry).
+
+    When R_lin has rank below min(d1, d2) (N - 1 < min(d1, d2) for centred anchors), U·Vᵀ is
+    not unique on R_lin's null space; any choice satisfies R_lin = (R_lin R_linᵀ)^½ U·Vᵀ.
+    """
+    return {"R": _polar(linear_state(x, y, centred)["R"])}
+
+
+def procrustes_state(x: torch.Tensor, y: torch.Tensor) -> State:
+    """``{"R": (d1, d2)}``: orthogonal Procrustes, R = U·Vᵀ with U S Vᵀ = SVD(xᵀ y).
+
+    R minimises ||x R − y||_F over (semi-)orthogonal R.
+    """
+    return {"R": _polar(x.mT @ y)}
+
+
+ortho_state = procrustes_state
+
+
+def _linear_init(d_pad: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``nn.Linear(d_pad, d_pad)``'s default initialisation, drawn from a private generator.
+
+    Bit-identical to ``torch.manual_seed(seed); nn.Linear(d_pad, d_pad)`` on CPU (what latentis
+    does), without touching the global RNG. Returns weight (out, in) and bias (out,).
+    """
+    g = torch.Generator(device="cpu").manual_seed(int(seed))
+    # kaiming_uniform_(a=sqrt(5)): bound = sqrt(3) * gain / sqrt(fan_in), gain = sqrt(2 / 6)
+    w_bound = math.sqrt(3.0) * (math.sqrt(2.0 / (1 + 5)) / math.sqrt(d_pad))
+    weight = torch.empty(d_pad, d_pad, dtype=dtype).uniform_(-w_bound, w_bound, generator=g)
+    b_bound = 1 / math.sqrt(d_pad)
+    bias = torch.empty(d_pad, dtype=dtype).uniform_(-b_bound, b_bound, generator=g)
+    return weight, bias
+
+
+def _adam(params: list[torch.Tensor], **kw: Any) -> torch.optim.Optimizer:
+    """``torch.optim.Adam`` with its fused kernel when the device supports it.
+
+    The fused kernel is one pass over memory per step; the default multi-tensor path makes
+    ~7, which costs more than the (d, d) matmul of a step on 2 CPU cores. Same update rule.
+    """
+    try:
+        return torch.optim.Adam(params, fused=True, **kw)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.Adam(params, **kw)
+
+
+def affine_adam_gram(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    *,
+    lr: float = 1e-3,
+    steps: int = 300,
+    n_out: int | None = None,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam on ``mean((x Wᵀ + b − y)²)`` from (weight (d2, d1), bias (d2,)); returns the result.
+
+    Same iterates as ``torch.optim.Adam`` (default hyper-parameters; its fused kernel where
+    available) on ``F.mse_loss`` with autograd — tests check this to 1e-12 in float64 — but the gradient of the quadratic loss needs only ``G = xᵀx``, ``C = yᵀx`` and
+    the column sums, computed once::
+
+        ∇W = c (W G + b sxᵀ − C),   ∇b = c (W sx + N b − sy),   c = 2 / (N · n_out)
+
+    so each step costs d2·d1·min(d1, 2N) instead of the 2·N·d1·d2 of forward + backward
+    (when 2N < d1 it uses ``(W xᵀ) x``, cheaper than the Gram). ``n_out`` is the number of
+    output columns the MSE averages over (the padded dimension; default d2).
+    """
+    n, _ = x.shape
+    d2 = y.shape[1]
+    c = 2.0 / (n * (n_out or d2))
+    low_rank = 2 * n < x.shape[1]
+    gram = None if low_rank else x.mT @ x  # (d1, d1)
+    cross = y.mT @ x  # (d2, d1)
+    sx = x.sum(dim=0)  # (d1,)
+    sy = y.sum(dim=0)  # (d2,)
+    w = weight.detach().clone().requires_grad_(True)
+    b = bias.detach().clone().requires_grad_(True)
+    gw = torch.empty_like(w)
+    gb = torch.empty_like(b)
+    w.grad, b.grad = gw, gb
+    opt = _adam([w, b], lr=lr, betas=betas, eps=eps)
+    with torch.no_grad():
+        for _ in range(steps):
+            if low_rank:
+                torch.matmul(w @ x.mT, x, out=gw)
+            else:
+                torch.matmul(w, gram, out=gw)
+            gw.addr_(b, sx).sub_(cross).mul_(c)
+            torch.mv(w, sx, out=gb)
+            gb.add_(b, alpha=n).sub_(sy).mul_(c)
+            opt.step()
+    return w.detach(), b.detach()
+
+
+def affine_state(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    lr: float = 1e-3,
+    steps: int = 300,
+    seed: int = 0,
+) -> State:
+    """``{"R": (d1, d2), "b": (d2,)}``: T(x) = x R + b trained by Adam on the MSE (latentis).
+
+    latentis trains ``nn.Linear(D, D)`` (D = max(d1, d2), the padded dimension), initialised
+    after ``manual_seed(seed)``, with ``Adam(lr)`` for ``steps`` steps of ``F.mse_loss`` on the
+    padded anchors. This is the same algorithm: the same initial weights (the D×D draw, of
+    which the block acting on real inputs/outputs is kept), the MSE averaged over N·D, and
+    exact Adam iterates, via the Gram-matrix gradient of :func:`affine_adam_gram`.
+    """
+    d1, d2 = x.shape[1], y.shape[1]
+    d_pad = max(d1, d2)
+    weight, bias = _linear_init(d_pad, x.dtype, seed)
+    w0 = weight[:d2, :d1].to(x.device)
+    b0 = bias[:d2].to(x.device)
+    w, b = affine_adam_gram(x, y, w0, b0, lr=lr, steps=steps, n_out=d_pad)
+    return {"R": w.mT.contiguous(), "b": b}
+
+
+_STATE_FNS = {
+    "naive": naive_state,
+    "linear": linear_state,
+    "l-ortho": l_ortho_state,
+    "ortho": procrustes_state,
+}
+
+
+def apply_state(x: torch.Tensor, state: State, d_out: int) -> torch.Tensor:
+    """Apply a fitted state to pre-processed x (n, d1): ``x R + b`` or pad/cut to d_out."""
+    if "R" not in state:
+        return zero_pad(x, d_out)
+    out = x @ state["R"]
+    if "b" in state:
+        out = out + state["b"]
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Input validation and array kinds
+# --------------------------------------------------------------------------------------
+
+
+def _to_tensor(
+    a: Any, name: str, shape_hint: str, device: torch.device | str | None
+) -> tuple[torch.Tensor, bool]:
+    """Validate ``a`` as a finite 2-D float matrix; return (tensor, was_numpy)."""
+    is_torch = isinstance(a, torch.Tensor)
+    if not is_torch:
+        try:
+            arr = np.asarray(a)
+        except Exception as err:  # pragma: no cover - exotic inputs
+            raise TypeError(f"{name} must be a numpy array or torch tensor of shape {shape_hint}") from err
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+        ):
+            raise TypeError(
+                f"{name} must hold numbers, shape {shape_hint}; got dtype {arr.dtype}"
+            )
+        if np.iscomplexobj(arr):
+            raise TypeError(f"{name} must be real-valued, shape {shape_hint}; got {arr.dtype}")
+        dtype = np.float64 if arr.dtype == np.float64 else np.float32
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=dtype))
+    else:
+        t = a.detach()
+        if t.is_complex():
+            raise TypeError(f"{name} must be real-valued, shape {shape_hint}; got {t.dtype}")
+        if t.dtype != torch.float64:
+            t = t.to(torch.float32)
+    if t.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape {shape_hint}; got shape {tuple(t.shape)}"
+            + (" (use x.reshape(1, -1) for a single sample)" if t.ndim == 1 else "")
+        )
+    if device is not None:
+        t = t.to(device)
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad.any(dim=1)).flatten()[:5].tolist()
+        raise ValueError(
+            f"{name} (shape {shape_hint}) contains {int(bad.sum())} NaN/inf values "
+            f"(first rows {rows}); drop or impute those rows first"
+        )
+    return t, not is_torch
+
+
+def _to_kind(t: torch.Tensor, as_numpy: bool, device: torch.device | None) -> Any:
+    if as_numpy:
+        return t.detach().cpu().numpy()
+    return t if device is None else t.to(device)
+
+
+# --------------------------------------------------------------------------------------
+# Estimator
+# --------------------------------------------------------------------------------------
+
+
+class Translator:
+    """Translate a source latent space into a target one, estimated on parallel anchors.
+
+    Parameters
+    ----------
+    method : one of :data:`METHODS` — ``"naive"``, ``"affine"``, ``"linear"``, ``"l-ortho"``,
+        ``"ortho"`` (see the module docstring for the maths).
+    std_scaling : standardise each side with its own anchors' statistics and de-normalise
+        outputs with the target's (paper Sec. 3.1). Applies to every method, ``naive``
+        included (latentis behaviour); the paper's anchor-free naive baseline is
+        ``Translator("naive", std_scaling=False)``.
+    seed : seed of the ``affine`` initialisation (unused by the closed-form methods).
+    device : torch device to compute on; ``None`` = the anchors' device (CPU for numpy).
+    lr, steps : Adam learning rate and number of steps for ``affine`` (latentis: 1e-3, 300).
+
+    Fitted attributes
+    -----------------
+    ``dim_x_`` (d1), ``dim_y_`` (d2), ``n_anchors_`` (N), ``dtype_``, ``device_``,
+    ``scaling_x_`` / ``scaling_y_`` (``{"mean", "std"}`` or ``None``), ``state_`` (the dict of
+    the functional core), ``R_`` ((d1, d2) tensor or ``None`` for naive), ``b_`` ((d2,) or None).
+
+    Inputs may be numpy arrays or torch tensors; outputs are of the same kind (and on the
+    input tensor's device). float64 input computes and returns float64, anything else float32.
+    """
+
+    def __init__(
+        self,
+        method: str = "ortho",
+        std_scaling: bool = True,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        lr: float = 1e-3,
+        steps: int = 300,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        if not (isinstance(steps, int) and steps >= 0):
+            raise ValueError(f"steps must be a non-negative int; got {steps!r}")
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0; got {lr!r}")
+        self.method = method
+        self.std_scaling = bool(std_scaling)
+        self.seed = int(seed)
+        self.device = device
+        self.lr = float(lr)
+        self.steps = steps
+
+    def __repr__(self) -> str:
+        return (
+            f"Translator(method={self.method!r}, std_scaling={self.std_scaling}, "
+            f"seed={self.seed}, device={self.device!r}, lr={self.lr}, steps={self.steps})"
+        )
+
+    # -- fit ------------------------------------------------------------------------------
+
+    def fit(self, x_anchors: Any, y_anchors: Any) -> "Translator":
+        """Estimate T from parallel anchors x_anchors (N, d1) and y_anchors (N, d2); N >= 2."""
+        x, _ = _to_tensor(x_anchors, "x_anchors", "(N, d1)", self.device)
+        y, _ = _to_tensor(y_anchors, "y_anchors", "(N, d2)", self.device)
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(
+                "x_anchors and y_anchors must have the same number of rows N (row i of each is "
+                f"the same anchor); got x_anchors {tuple(x.shape)} and y_anchors {tuple(y.shape)}"
+            )
+        if x.shape[0] < 2:
+            raise ValueError(
+                f"need at least 2 anchors (rows) to estimate per-feature statistics; got "
+                f"x_anchors of shape {tuple(x.shape)}, expected (N >= 2, d1)"
+            )
+        if x.shape[1] < 1 or y.shape[1] < 1:
+            raise ValueError(
+                f"anchors need at least one feature; got x_anchors {tuple(x.shape)}, "
+                f"y_anchors {tuple(y.shape)}"
+            )
+        # one compute dtype: float64 only when both sides are float64
+        dtype = torch.float64 if (x.dtype == y.dtype == torch.float64) else torch.float32
+        x, y = x.to(dtype), y.to(device=x.device, dtype=dtype)
+
+        if self.std_scaling:
+            self.scaling_x_ = standard_scaling_state(x)
+            self.scaling_y_ = standard_scaling_state(y)
+            xs, ys = standardize(x, self.scaling_x_), standardize(y, self.scaling_y_)
+        else:
+            self.scaling_x_ = self.scaling_y_ = None
+            xs, ys = x, y
+
+        if self.method == "affine":
+            state = affine_state(xs, ys, lr=self.lr, steps=self.steps, seed=self.seed)
+        elif self.method in ("linear", "l-ortho"):
+            state = _STATE_FNS[self.method](xs, ys, centred=self.std_scaling)
+        else:
+            state = _STATE_FNS[self.method](xs, ys)
+
+        self.state_ = state
+        self.R_ = state.get("R")
+        self.b_ = state.get("b")
+        self.dim_x_, self.dim_y_ = int(x.shape[1]), int(y.shape[1])
+        self.n_anchors_ = int(x.shape[0])
+        self.dtype_ = dtype
+        self.device_ = x.device
+        self._pinv = None
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "state_"):
+            raise NotFittedError(
+                f"This {self!r} is not fitted yet: call .fit(x_anchors, y_anchors) first"
+            )
+
+    # -- transform ------------------------------------------------------------------------
+
+    def transform(self, x: Any) -> Any:
+        """Map source embeddings x (n, d1) into the target space: returns (n, d2)."""
+        self._check_fitted()
+        t, as_numpy = _to_tensor(x, "x", f"(n, d1={self.dim_x_})", None)
+        if t.shape[1] != self.dim_x_:
+            raise ValueError(
+                f"x must have shape (n, d1={self.dim_x_}) — the source dimension seen in fit; "
+                f"got {tuple(t.shape)}"
+            )
+        out_device = None if as_numpy else t.device
+        out_dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
+        t = t.to(self.device_, self.dtype_)
+        if self.scaling_x_ is not None:
+            t = standardize(t, self.scaling_x_)
+        out = apply_state(t, self.state_, self.dim_y_)
+        if self.scaling_y_ is not None:
+            out = destandardize(out, self.scaling_y_)
+        return _to_kind(out.to(out_dtype), as_numpy, out_device)
+
+    def fit_transform(self, x_anchors: Any, y_anchors: Any) -> Any:
+        """``fit(x_anchors, y_anchors).transform(x_anchors)``."""
+        return self.fit(x_anchors, y_anchors).transform(x_anchors)
+
+    def inverse_transform(self, y: Any) -> Any:
+        """Map target embeddings y (n, d2) back into the source space: returns (n, d1).
+
+        ``ortho``/``l-ortho`` use Rᵀ (the exact inverse of the padded orthogonal map);
+        ``linear``/``affine`` the Moore–Penrose pseudo-inverse ``(y − b) pinv(R)``; ``naive``
+        pads/cuts. Round trips ``inverse_transform(transform(x)) == x`` hold exactly when
+        d1 <= d2 (and R has full rank d1 for ``linear``/``affine``): when d1 > d2 the cut
+        columns are lost.
+        """
+        self._check_fitted()
+        t, as_numpy = _to_tensor(y, "y", f"(n, d2={self.dim_y_})", None)
+        if t.shape[1] != self.dim_y_:
+            raise ValueError(
+                f"y must have shape (n, d2={self.dim_y_}) — the target dimension seen in fit; "
+                f"got {tuple(t.shape)}"
+            )
+        out_device = None if as_numpy else t.device
+        out_dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
+        t = t.to(self.device_, self.dtype_)
+        if self.scaling_y_ is not None:
+            t = standardize(t, self.scaling_y_)
+        if self.R_ is None:
+            out = zero_pad(t, self.dim_x_)
+        elif self.method in ("ortho", "l-ortho"):
+            out = t @ self.R_.mT
+        else:
+            if self._pinv is None:
+                self._pinv = torch.linalg.pinv(self.R_)  # (d2, d1)
+            out = (t - self.b_ if self.b_ is not None else t) @ self._pinv
+        if self.scaling_x_ is not None:
+            out = destandardize(out, self.scaling_x_)
+        return _to_kind(out.to(out_dtype), as_numpy, out_device)
