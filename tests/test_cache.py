@@ -1,0 +1,235 @@
+"""embed_cached: hits, misses on every part of the key, corrupt files detected and recomputed,
+resumption after an interruption, and a process killed mid-write leaves no half entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semalign.cache import CacheWarning, cli, embed_cached, embeddings_dir, list_entries
+from semalign.encoders import Encoder
+
+
+class Toy(Encoder):
+    """Deterministic text encoder that counts how many texts it embedded."""
+
+    def __init__(self, name="toy", dim=4, pooling="mean", revision="r1", fail_after=None):
+        super().__init__(name, "text", "general", dim,
+                         spec={"kind": "toy", "pooling": pooling, "revision": revision})
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def _embed_batch(self, batch):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("simulated interruption")
+        self.calls += len(batch)
+        out = np.zeros((len(batch), self.dim), dtype=np.float32)
+        for i, t in enumerate(batch):
+            rng = np.random.default_rng(abs(hash(t)) % (2**32))
+            out[i] = rng.standard_normal(self.dim)
+        return out
+
+
+TEXTS = [f"report {i} " + "x" * (i % 7) for i in range(20)]
+IDS = [f"id{i}" for i in range(20)]
+
+
+def test_hit_returns_the_same_and_computes_nothing():
+    enc = Toy()
+    a = embed_cached(enc, TEXTS, IDS, "ds@1", progress=False, chunk_size=6)
+    assert enc.calls == 20 and a.shape == (20, 4) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, enc.embed(TEXTS, progress=False))
+    enc.calls = 0
+    b = embed_cached(enc, TEXTS, IDS, "ds@1", progress=False, chunk_size=6)
+    assert enc.calls == 0
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("change", ["ids", "order", "revision", "pooling", "dataset", "subset"])
+def test_miss_when_any_part_of_the_key_changes(change):
+    enc = Toy()
+    embed_cached(enc, TEXTS, IDS, "ds@1", progress=False)
+    texts, ids, dataset = list(TEXTS), list(IDS), "ds@1"
+    if change == "ids":
+        ids[3] = "other"
+    elif change == "order":
+        texts, ids = texts[::-1], ids[::-1]
+    elif change == "revision":
+        enc = Toy(revision="r2")
+    elif change == "pooling":
+        enc = Toy(pooling="cls")
+    elif change == "dataset":
+        dataset = "ds@2"
+    elif change == "subset":
+        texts, ids = texts[:-1], ids[:-1]
+    enc.calls = 0
+    out = embed_cached(enc, texts, ids, dataset, progress=False)
+    assert enc.calls == len(texts)
+    if change == "order":  # rows follow the ids, whatever the order
+        np.testing.assert_array_equal(out[::-1], embed_cached(Toy(), TEXTS, IDS, "ds@1", progress=False))
+
+
+def _final_file():
+    (f,) = embeddings_dir().glob("*/*/embeddings.npy")
+    return f
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "drop_sidecar", "edit_sidecar"])
+def test_corrupt_entry_is_detected_and_recomputed(damage):
+    enc = Toy()
+    good = embed_cached(enc, TEXTS, IDS, "ds@1", progress=False)
+    f = _final_file()
+    data = bytearray(f.read_bytes())
+    if damage == "truncate":
+        f.write_bytes(bytes(data[: len(data) - 17]))
+    elif damage == "flip":
+        data[len(data) - 5] ^= 0x01  # one bit of one float: still a valid .npy
+        f.write_bytes(bytes(data))
+    elif damage == "drop_sidecar":
+        f.with_suffix(".json").unlink()
+    else:
+        side = json.loads(f.with_suffix(".json").read_text())
+        side["sha256"] = "0" * 64
+        f.with_suffix(".json").write_text(json.dumps(side))
+    enc.calls = 0
+    with pytest.warns(CacheWarning):
+        again = embed_cached(enc, TEXTS, IDS, "ds@1", progress=False)
+    assert enc.calls == 20
+    np.testing.assert_array_equal(again, good)
+    enc.calls = 0
+    embed_cached(enc, TEXTS, IDS, "ds@1", progress=False)  # repaired: a clean hit now
+    assert enc.calls == 0
+
+
+def test_interrupted_run_resumes_from_saved_chunks():
+    enc = Toy(fail_after=10)
+    with pytest.raises(KeyboardInterrupt):
+        embed_cached(enc, TEXTS, IDS, "ds@1", progress=False, chunk_size=5, batch_size=5)
+    (entry,) = list_entries()
+    assert not entry["complete"] and entry["chunks"] == 2
+    enc.fail_after, enc.calls = None, 0
+    out = embed_cached(enc, TEXTS, IDS, "ds@1", progress=False, chunk_size=5, batch_size=5)
+    assert enc.calls == 10  # only the two missing chunks
+    np.testing.assert_array_equal(out, Toy().embed(TEXTS, progress=False))
+    (entry,) = list_entries()
+    assert entry["complete"] and entry["chunks"] == 0
+
+
+def test_corrupt_chunk_is_recomputed_on_resume():
+    enc = Toy(fail_after=10)
+    with pytest.raises(KeyboardInterrupt):
+        embed_cached(enc, TEXTS, IDS, "ds@1", progress=False, chunk_size=5, batch_size=5)
+    chunk = sorted(embeddings_dir().glob("*/*/chunk-00000.npy"))[0]
+    chunk.write_bytes(chunk.read_bytes()[:-3])
+    enc.fail_after, enc.calls = None, 0
+    with pytest.warns(CacheWarning):
+        out = embed_cached(enc, TEXTS, IDS, "ds@1", progress=False, chunk_size=5, batch_size=5)
+    assert enc.calls == 15
+    np.testing.assert_array_equal(out, Toy().embed(TEXTS, progress=False))
+
+
+def test_bad_arguments():
+    enc = Toy()
+    with pytest.raises(ValueError, match="ids"):
+        embed_cached(enc, TEXTS, IDS[:-1], "ds@1", progress=False)
+    with pytest.raises(ValueError, match="unique"):
+        embed_cached(enc, TEXTS[:2], ["a", "a"], "ds@1", progress=False)
+    with pytest.raises(ValueError, match="dataset"):
+        embed_cached(enc, TEXTS, IDS, "", progress=False)
+
+
+def test_cli_ls_and_clear(capsys):
+    from types import SimpleNamespace
+
+    embed_cached(Toy(name="a"), TEXTS, IDS, "ds@1", progress=False)
+    embed_cached(Toy(name="b"), TEXTS, IDS, "ds@1", progress=False)
+    assert cli(SimpleNamespace(action="ls", encoder=None)) == 0
+    out = capsys.readouterr().out
+    assert "ds@1" in out and "complete" in out and "2 entries" in out
+    assert cli(SimpleNamespace(action="clear", encoder="a")) == 0
+    assert [e["encoder"] for e in list_entries()] == ["b"]
+    assert cli(SimpleNamespace(action="clear", encoder=None)) == 0
+    assert list_entries() == []
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    import semalign._io as io_
+    from semalign.cache import embed_cached
+    from semalign.encoders import Encoder
+
+    # make every file write slow, so the kill lands inside one
+    _orig = io_.atomic_write_bytes
+    def slow_write(path, data):
+        with io_.atomic_write(path, "wb") as f:
+            half = len(data) // 2
+            f.write(data[:half]); f.flush()
+            print("WRITING", path, flush=True)
+            time.sleep(0.4)
+            f.write(data[half:])
+    import semalign.cache as c
+    c.atomic_write_bytes = slow_write
+
+    class E(Encoder):
+        def _embed_batch(self, batch):
+            return np.array([[len(t), 1.0, 2.0] for t in batch], dtype=np.float32)
+
+    enc = E("killme", "text", "general", 3, spec={"kind": "t"})
+    texts = [f"t{i}" * (i % 5 + 1) for i in range(40)]
+    embed_cached(enc, texts, [str(i) for i in range(40)], "ds@k", progress=False, chunk_size=4)
+    print("DONE", flush=True)
+""")
+
+
+def test_process_killed_mid_write_leaves_no_half_entry(tmp_path):
+    script = tmp_path / "kill_me.py"
+    script.write_text(KILL_SCRIPT)
+    env = dict(os.environ)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    writes = 0
+    deadline = time.time() + 60
+    try:
+        for line in proc.stdout:  # kill during the 4th file write
+            if line.startswith("WRITING"):
+                writes += 1
+                if writes == 4:
+                    time.sleep(0.1)
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            assert time.time() < deadline
+    finally:
+        proc.kill()
+        proc.wait()
+    assert writes == 4
+    d = embeddings_dir() / "killme"
+    assert not list(d.glob("*/embeddings.npy"))
+    # every visible chunk is complete and checks out; leftovers are only hidden temp files
+    from semalign.cache import _read_checked
+
+    chunks = sorted(d.glob("*/chunk-*.npy"))
+    assert 1 <= len(chunks) <= 3
+    for c in chunks:
+        side = json.loads(c.with_suffix(".json").read_text())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            arr = _read_checked(c, {"shape": side["shape"]})
+        assert arr is not None and arr.shape == (4, 3)
+    assert all(p.name.startswith(".") for p in d.glob("*/*") if p.suffix not in (".npy", ".json"))
+    # the next run resumes and completes; the result equals a fresh computation
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert "DONE" in done.stdout, done.stderr
+    assert len(list(d.glob("*/embeddings.npy"))) == 1
+    arr = np.load(next(d.glob("*/embeddings.npy")))
+    texts = [f"t{i}" * (i % 5 + 1) for i in range(40)]
+    np.testing.assert_array_equal(arr[:, 0], [len(t) for t in texts])
