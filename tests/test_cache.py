@@ -178,8 +178,10 @@ KILL_SCRIPT = textwrap.dedent("""
             print("WRITING", path, flush=True)
             time.sleep(0.4)
             f.write(data[half:])
+    import os
     import semalign.cache as c
-    c.atomic_write_bytes = slow_write
+    if os.environ.get("SLOW_WRITES"):
+        c.atomic_write_bytes = slow_write
 
     class E(Encoder):
         def _embed_batch(self, batch):
@@ -196,7 +198,8 @@ def test_process_killed_mid_write_leaves_no_half_entry(tmp_path):
     script = tmp_path / "kill_me.py"
     script.write_text(KILL_SCRIPT)
     env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            env=dict(env, SLOW_WRITES="1"))
     writes = 0
     deadline = time.time() + 60
     try:
