@@ -78,8 +78,9 @@ Markdown(f"**Reading.** {len(lengths)} reports; median length {lengths['words'].
 # from the same findings. Hover an image for its findings.
 
 # %%
-images, captions = experiments.synthcxr_gallery(gallery_n, seed=seed)
-plots.gallery(images, captions, columns=6)
+if gallery_n:
+    images, captions = experiments.synthcxr_gallery(gallery_n, seed=seed)
+    display(plots.gallery(images, captions, columns=6))
 
 # %%
 Markdown("**Reading.** Every image is synthetic (generated from a seed); the captions list the findings "
