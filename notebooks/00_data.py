@@ -75,12 +75,12 @@ Markdown(f"**Reading.** {len(lengths)} reports; median length {lengths['words'].
 # %% [markdown]
 # ## SynthCXR: the offline stand-in for chest radiographs
 # Procedural images with anatomy and controllable findings; each comes with a report written
-# from the same findings. Hover an image for its findings.
+# from the same findings. Hover an image for its generated report (synthetic text, safe to show).
 
 # %%
 if gallery_n:
-    images, captions = experiments.synthcxr_gallery(gallery_n, seed=seed)
-    display(plots.gallery(images, captions, columns=6))
+    images, captions, reports = experiments.synthcxr_gallery(gallery_n, seed=seed)
+    display(plots.gallery(images, captions, details=reports, columns=6))
 
 # %%
 Markdown("**Reading.** Every image is synthetic (generated from a seed); the captions list the findings "

@@ -131,7 +131,8 @@ def zeroshot_bars(results: pd.DataFrame, *, title: str = "") -> alt.Chart:
     ).properties(title=title)
 
 
-def gallery(images, captions: Sequence[str], *, columns: int = 6, size: int = 110) -> alt.Chart:
+def gallery(images, captions: Sequence[str], *, details: Sequence[str] | None = None, columns: int = 6,
+            size: int = 110) -> alt.LayerChart:
     """SynthCXR gallery: grayscale images (n, H, W) uint8 shown as an Altair image grid.
 
     Images become PNG data URLs inside the spec (no file, nothing fetched), captions are
@@ -152,12 +153,18 @@ def gallery(images, captions: Sequence[str], *, columns: int = 6, size: int = 11
         Image.fromarray(im.astype("uint8")).resize((size * 2, size * 2)).save(buf, format="PNG")
         urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
     df = pd.DataFrame({"url": urls, "caption": list(captions), "i": range(len(urls))})
+    df["short"] = df["caption"].str.split(" (", regex=False).str[0]  # long captions go in the tooltip
+    tips = ["caption:N"]
+    if details is not None:
+        df["details"] = list(details)
+        tips.append("details:N")
     df["col"] = df["i"] % columns
     df["row"] = df["i"] // columns
     base = alt.Chart(df).encode(
-        x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None), tooltip=["caption:N"])
-    img = base.mark_image(width=size, height=size).encode(url="url:N")
-    return img.properties(width=columns * (size + 10), height=int(df["row"].max() + 1) * (size + 10))
+        x=alt.X("col:O", axis=None), y=alt.Y("row:O", axis=None), tooltip=tips)
+    img = base.mark_image(width=size, height=size, yOffset=-8).encode(url="url:N")
+    text = base.mark_text(baseline="top", yOffset=size / 2 - 4, fontSize=10).encode(text="short:N")
+    return alt.layer(img, text).properties(width=columns * (size + 16), height=int(df["row"].max() + 1) * (size + 30))
 
 
 # --------------------------------------------------------------------------- Table 1 (HTML)
