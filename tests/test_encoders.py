@@ -196,3 +196,31 @@ def test_fingerprint_holds_what_changes_numbers():
     fp = _enc(pooling="mean", revision="abc").fingerprint()
     assert fp["pooling"] == "mean" and fp["revision"] == "abc" and fp["dtype"] == "float32"
     assert _enc(pooling="cls").fingerprint() != fp
+
+
+def test_cli_list_prints_every_encoder(capsys):
+    from semalign.encoders import cli_list
+
+    assert cli_list(None) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in list_encoders())
+
+
+def test_cli_embed_fills_the_cache(monkeypatch, capsys):
+    import types
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    import semalign.data
+    from semalign.cache import list_entries
+    from semalign.encoders import cli
+
+    df = pd.DataFrame({"id": ["a", "b", "c"], "text": ["x", "yy", "zzz"], "split": "train"})
+    monkeypatch.setattr(semalign.data, "load_dataset", lambda name: df, raising=False)
+    _enc()
+    assert cli(SimpleNamespace(encoder="counting", dataset="toy-ds", device="cpu", batch_size=2)) == 0
+    assert "3 x 2 embeddings" in capsys.readouterr().out
+    (entry,) = list_entries()
+    assert entry["complete"] and entry["dataset"].startswith("toy-ds@") and entry["n"] == 3
+    assert cli(SimpleNamespace(encoder="nope", dataset="toy-ds", device="cpu", batch_size=None)) == 2

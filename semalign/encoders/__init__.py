@@ -29,13 +29,66 @@ __all__ = [
 ]
 
 
+def _dataset_key(name: str, df) -> str:
+    """``name@<hash>``: the loader's own key when it gives one (``df.attrs["dataset_key"]``),
+    else a hash of the ids and inputs, so an edited dataset never hits an old cache entry."""
+    import hashlib
+
+    key = getattr(df, "attrs", {}).get("dataset_key")
+    if key:
+        return str(key)
+    h = hashlib.sha256()
+    for col in [c for c in ("id", "text", "image") if c in df.columns]:
+        for v in df[col].astype(str):
+            b = v.encode()
+            h.update(len(b).to_bytes(8, "little") + b)
+    return f"{name}@{h.hexdigest()[:16]}"
+
+
 def cli(args) -> int:
-    """``semalign embed ENCODER DATASET``: embed a dataset into the cache."""
-    raise NotImplementedError  # filled in below once the engine lands
+    """``semalign embed ENCODER DATASET [--device D] [--batch-size B]``: embed every record of
+    a dataset (``semalign.data.load_dataset``) into the embedding cache and print where."""
+    import sys
+    import time
+
+    try:
+        from semalign.data import load_dataset
+    except ImportError as e:
+        print(f"error: semalign.data.load_dataset is not available ({e})", file=sys.stderr)
+        return 2
+    try:
+        enc = get_encoder(args.encoder, device=args.device)
+    except EncoderError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        df = load_dataset(args.dataset)
+    except Exception as e:  # noqa: BLE001 — the data layer's errors already say what to do
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    col = "text" if enc.modality == "text" else "image"
+    if col not in df.columns or "id" not in df.columns:
+        print(f"error: dataset {args.dataset!r} has no '{col}' and 'id' columns (has "
+              f"{list(df.columns)}), so {enc.name} ({enc.modality}) cannot embed it", file=sys.stderr)
+        return 2
+    from semalign.cache import embed_cached
+
+    key = _dataset_key(args.dataset, df)
+    t0 = time.perf_counter()
+    emb = embed_cached(enc, list(df[col]), list(df["id"].astype(str)), key,
+                       batch_size=args.batch_size, progress=True)
+    print(f"{enc.name} x {key}: {emb.shape[0]} x {emb.shape[1]} embeddings "
+          f"({time.perf_counter() - t0:.1f} s) in the cache")
+    return 0
 
 
 def cli_list(args) -> int:
-    """``semalign encoders``: print the registry."""
-    for name in list_encoders():
-        print(name)
+    """``semalign encoders``: the registry, one line per encoder."""
+    specs = encoder_specs()
+    print(f"{'name':20s} {'modality':8s} {'domain':19s} {'dim':>5s}  {'offline':7s} source")
+    for name in sorted(specs):
+        s = specs[name]
+        src = s.get("id") or s.get("asset") or s.get("path") or ""
+        print(f"{name:20s} {s.get('modality', '?'):8s} {s.get('domain', '?'):19s} "
+              f"{str(s.get('dim', '?')):>5s}  {'yes' if s.get('offline') else 'no':7s} {src}")
     return 0
