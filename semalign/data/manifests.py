@@ -1,0 +1,224 @@
+"""Dataset manifests (``data_manifests/*.yml``) and the check of a user's local copies.
+
+A manifest says what a dataset is (name, version, homepage, licence, access), which files a
+local copy must hold (with sha256 where the file is stable), what its label columns mean, its
+splits and the subset recipes built from it. :func:`check` compares a local copy with its
+manifest and says, for each file, present / missing / checksum failed, and the next step.
+
+Where a copy lives, in order: ``locate(name, path=...)`` argument, the dataset's own
+environment variable (``env_var`` in the manifest, e.g. ``SEMALIGN_MIMIC_CXR``), then
+``$SEMALIGN_DATA/<default_dir>``. Bundled datasets (Open-i reports, SynthCXR) need none.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from semalign._io import sha256_file
+from semalign.data.errors import DataError
+from semalign.paths import data_root
+
+ACCESS = ("credentialed", "registration", "open", "bundled", "generated")
+REQUIRED_KEYS = {
+    "name": str, "title": str, "version": str, "homepage": str, "sources": list, "licence": str,
+    "access": str, "files": list, "labels": dict, "splits": dict, "recipes": dict,
+}
+
+
+def manifests_dir() -> Path:
+    """``$SEMALIGN_MANIFESTS`` or ``data_manifests/`` at the repository root."""
+    env = os.environ.get("SEMALIGN_MANIFESTS")
+    d = Path(env) if env else Path(__file__).resolve().parents[2] / "data_manifests"
+    if not d.is_dir():
+        raise DataError(f"manifest folder {d} not found: run from a source checkout of semalign "
+                        f"(pip install -e .) or set SEMALIGN_MANIFESTS to its data_manifests/ folder.")
+    return d
+
+
+def validate(m: dict, where: str = "manifest") -> list[str]:
+    """Problems of one manifest (empty when valid)."""
+    errs = []
+    for k, t in REQUIRED_KEYS.items():
+        if k not in m:
+            errs.append(f"{where}: missing key {k!r}")
+        elif not isinstance(m[k], t):
+            errs.append(f"{where}: {k!r} must be a {t.__name__}, got {type(m[k]).__name__}")
+    if m.get("access") not in ACCESS:
+        errs.append(f"{where}: access must be one of {ACCESS}, got {m.get('access')!r}")
+    if m.get("access") in ("credentialed", "registration", "open") and not (m.get("env_var") and m.get("default_dir")):
+        errs.append(f"{where}: a downloadable dataset needs env_var and default_dir")
+    if m.get("access") in ("credentialed", "registration") and not m.get("access_steps"):
+        errs.append(f"{where}: access_steps (how to register / get access) are required")
+    for i, s in enumerate(m.get("sources") or []):
+        if not isinstance(s, dict) or not {"name", "url"} <= set(s):
+            errs.append(f"{where}: sources[{i}] needs name and url")
+    for i, f in enumerate(m.get("files") or []):
+        if not isinstance(f, dict) or "path" not in f or "description" not in f:
+            errs.append(f"{where}: files[{i}] needs path and description")
+            continue
+        sha = f.get("sha256")
+        if sha is not None and (not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+            errs.append(f"{where}: files[{i}].sha256 must be 64 lowercase hex digits or null")
+        if "columns" in f and not isinstance(f["columns"], list):
+            errs.append(f"{where}: files[{i}].columns must be a list")
+    for k, r in (m.get("recipes") or {}).items():
+        if not isinstance(r, dict) or "description" not in r:
+            errs.append(f"{where}: recipes[{k!r}] needs a description")
+    return errs
+
+
+@functools.lru_cache(maxsize=1)
+def _load_all(folder: str) -> dict[str, dict]:
+    out = {}
+    for p in sorted(Path(folder).glob("*.yml")):
+        m = yaml.safe_load(p.read_text())
+        errs = validate(m or {}, p.name)
+        if errs:
+            raise DataError("invalid manifest:\n  " + "\n  ".join(errs))
+        out[m["name"]] = m
+    return out
+
+
+def manifests() -> dict[str, dict]:
+    """Every manifest by name."""
+    return _load_all(str(manifests_dir()))
+
+
+def get_manifest(name: str) -> dict:
+    ms = manifests()
+    if name not in ms:
+        raise DataError(f"no manifest named {name!r}; known datasets: {', '.join(sorted(ms))}")
+    return ms[name]
+
+
+def locate(name: str, path: str | os.PathLike | None = None) -> Path | None:
+    """The folder of a local copy of dataset ``name`` (None when none is configured)."""
+    m = get_manifest(name)
+    if path is not None:
+        return Path(path).expanduser()
+    if m.get("env_var") and os.environ.get(m["env_var"]):
+        return Path(os.environ[m["env_var"]]).expanduser()
+    root = data_root()
+    if root is not None and m.get("default_dir"):
+        return root / m["default_dir"]
+    return None
+
+
+def where_to_put(m: dict) -> str:
+    return (f"put it in ${m['env_var']} (or $SEMALIGN_DATA/{m['default_dir']})"
+            if m.get("env_var") else "")
+
+
+@dataclass
+class FileStatus:
+    path: str
+    status: str  # present | missing | checksum failed | bad columns | present (unchecked)
+    detail: str = ""
+
+
+def _read_header(p: Path) -> list[str]:
+    opener = gzip.open if p.suffix == ".gz" else open
+    with opener(p, "rt", newline="") as f:
+        line = f.readline()
+    return [c.strip().strip('"') for c in line.rstrip("\r\n").split(",")]
+
+
+def check_columns(p: Path, expected: list[str], dataset: str) -> None:
+    """Raise DataError when the label file's header lacks an expected column or has others."""
+    try:
+        got = _read_header(p)
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise DataError(f"{dataset}: cannot read {p} ({type(e).__name__}: {e}); download it again.") from None
+    missing = [c for c in expected if c not in got]
+    extra = [c for c in got if c not in expected]
+    if missing or extra:
+        raise DataError(
+            f"{dataset}: {p.name} has unexpected columns (missing: {missing or 'none'}; unexpected: "
+            f"{extra or 'none'}). This is not the file the manifest describes — check the version "
+            f"(expected columns: {', '.join(expected)})."
+        )
+
+
+def check_file(m: dict, folder: Path | None, f: dict, *, verify: bool = True) -> FileStatus:
+    if folder is None:
+        return FileStatus(f["path"], "missing", "no local folder configured")
+    p = folder / f["path"]
+    if f.get("glob"):
+        hits = list(folder.glob(f["path"]))
+        return FileStatus(f["path"], "present" if hits else "missing", f"{len(hits)} files" if hits else "")
+    if not p.exists():
+        return FileStatus(f["path"], "missing")
+    if verify and f.get("sha256"):
+        got = sha256_file(p)
+        if got != f["sha256"]:
+            return FileStatus(f["path"], "checksum failed", f"sha256 {got[:12]}…, expected {f['sha256'][:12]}…")
+    if f.get("columns"):
+        try:
+            check_columns(p, f["columns"], m["name"])
+        except DataError as e:
+            return FileStatus(f["path"], "bad columns", str(e))
+    return FileStatus(f["path"], "present" if f.get("sha256") else "present (no stable sha256)")
+
+
+def check(name: str, path: str | os.PathLike | None = None, *, verify: bool = True) -> dict[str, Any]:
+    """Status of dataset ``name``: ``{"name", "access", "folder", "files": [FileStatus], "state",
+    "next_step"}``; state is ``ready``, ``missing``, ``incomplete`` or ``damaged``."""
+    m = get_manifest(name)
+    if m["access"] in ("bundled", "generated"):
+        state, nxt, folder, files = "ready", m.get("access_steps", "nothing to do").strip(), None, []
+        if m["name"] == "openi-reports-offline":
+            from semalign.data import openi
+
+            try:
+                rp = openi.reports_path()
+                folder = rp.parent
+                st = FileStatus(str(rp.name), "present")
+                if verify and sha256_file(rp) != openi.SHA256:
+                    st = FileStatus(rp.name, "checksum failed", "re-fetch: semalign assets fetch torchxrayvision")
+                    state, nxt = "damaged", "run `semalign assets fetch torchxrayvision` (the archive differs from the pinned one)"
+                files = [st]
+            except Exception as e:  # noqa: BLE001 — asset fetch errors carry their own advice
+                files, state, nxt = [FileStatus("NLMCXR_reports.tgz", "missing", str(e)[:200])], "missing", \
+                    "run `semalign assets fetch torchxrayvision`"
+        return {"name": name, "access": m["access"], "folder": folder, "files": files, "state": state, "next_step": nxt}
+    folder = locate(name, path)
+    files = [check_file(m, folder, f, verify=verify) for f in m["files"]]
+    req = [s for s, f in zip(files, m["files"]) if f.get("required", True)]
+    if folder is None or (req and all(s.status == "missing" for s in req)):
+        state = "missing"
+        nxt = (f"{m['access_steps'].strip()} Then {where_to_put(m)}." if m.get("access_steps")
+               else f"Download from {m['homepage']}, then {where_to_put(m)}.")
+    elif any(s.status in ("checksum failed", "bad columns") for s in req):
+        bad = [s for s in req if s.status in ("checksum failed", "bad columns")]
+        state = "damaged"
+        nxt = "download again: " + ", ".join(f"{s.path} ({s.status})" for s in bad) + f" from {m['homepage']}"
+    elif any(s.status == "missing" for s in req):
+        state = "incomplete"
+        miss = [s.path for s in req if s.status == "missing"]
+        nxt = f"add {', '.join(miss)} (from {m['homepage']}) to {folder}"
+    else:
+        state, nxt = "ready", "nothing to do"
+    return {"name": name, "access": m["access"], "folder": folder, "files": files, "state": state, "next_step": nxt}
+
+
+def require(name: str, path: str | os.PathLike | None = None, files: list[str] | None = None) -> Path:
+    """The folder of a ready local copy, or one DataError saying what is wrong and what to do."""
+    m = get_manifest(name)
+    r = check(name, path)
+    relevant = [s for s in r["files"] if files is None or s.path in files]
+    bad = [s for s in relevant if s.status in ("missing", "checksum failed", "bad columns")]
+    if r["folder"] is None or bad:
+        if r["folder"] is None:
+            what = f"no local copy of {m['title']} is configured"
+        else:
+            what = "; ".join(f"{s.path}: {s.status}" + (f" ({s.detail})" if s.detail else "") for s in bad)
+            what = f"{m['title']} at {r['folder']}: {what}"
+        raise DataError(f"{what}. Next step: {r['next_step']}")
+    return r["folder"]

@@ -1,0 +1,255 @@
+"""Subset recipes on the user's local copies of the paper's (credentialed) datasets.
+
+Each recipe reads only label / metadata / report files (never pixels: images are passed on as
+paths), is seeded and deterministic (same files + same seed -> same ids in the same order),
+and fails with one :class:`DataError` that says what is wrong and what to do. Nothing of these
+datasets is ever written into the repository or the book; only counts are shown.
+
+* :func:`mimic_5x200` — MIMIC-5x200 (MedCLIP's recipe): for each of Atelectasis,
+  Cardiomegaly, Consolidation, Edema, Pleural Effusion, 200 studies where that class is
+  positive (1.0) and the other four are negative or not mentioned (0.0 / blank; a study with
+  an uncertain -1.0 among the other four is not used); text = findings + impression.
+* :func:`mimic_pairs` — the image–report anchor pool: frontal views (PA / AP) of the train split.
+* :func:`rsna_task` — balanced RSNA pneumonia test split (and the training pool).
+* :func:`vindr_task` — the six VinDr-CXR findings as balanced binary tasks on the test set.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from semalign.data.errors import DataError
+from semalign.data.manifests import check_columns, get_manifest, require
+from semalign.data.tasks import Task, recipe_key, register_task
+
+MIMIC5 = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
+VINDR6 = {
+    "aortic-enlargement": "Aortic enlargement",
+    "cardiomegaly": "Cardiomegaly",
+    "lung-opacity": "Lung Opacity",
+    "pleural-thickening": "Pleural thickening",
+    "pulmonary-fibrosis": "Pulmonary fibrosis",
+    "tuberculosis": "Tuberculosis",
+}
+
+
+def _file_spec(dataset: str, path: str) -> dict:
+    for f in get_manifest(dataset)["files"]:
+        if f["path"] == path:
+            return f
+    raise KeyError(path)
+
+
+def read_table(dataset: str, folder: Path, path: str) -> pd.DataFrame:
+    """A label / metadata CSV of a local copy, its columns checked against the manifest."""
+    spec = _file_spec(dataset, path)
+    p = folder / path
+    if spec.get("columns"):
+        if spec.get("columns_exact", True):
+            check_columns(p, spec["columns"], dataset)
+        else:
+            df_head = pd.read_csv(p, nrows=0)
+            missing = [c for c in spec["columns"] if c not in df_head.columns]
+            if missing:
+                raise DataError(f"{dataset}: {path} lacks the columns {missing} (has {list(df_head.columns)}); "
+                                f"this is not the file the manifest describes — check the dataset version.")
+    try:
+        return pd.read_csv(p)
+    except Exception as e:  # noqa: BLE001 — pandas raises many types for damaged files
+        raise DataError(f"{dataset}: cannot parse {p} ({type(e).__name__}: {e}); download it again.") from None
+
+
+def draw(ids: np.ndarray, k: int, rng: np.random.Generator, what: str) -> np.ndarray:
+    """``k`` ids drawn without replacement, or a DataError naming how many exist."""
+    ids = np.sort(np.asarray(ids))
+    if k > len(ids):
+        raise DataError(f"{what}: the recipe asks for {k} samples but only {len(ids)} exist in this copy. "
+                        f"Lower the count (e.g. n_per_class={len(ids)}) or check that the copy is complete.")
+    return rng.permutation(ids)[:k]
+
+
+# --------------------------------------------------------------------------- MIMIC-CXR
+_SECTION = re.compile(r"^\s*([A-Z][A-Z /&-]+):", re.MULTILINE)
+
+
+def report_sections(text: str) -> dict[str, str]:
+    """Upper-case ``NAME:`` sections of a free-text report, whitespace collapsed."""
+    out, marks = {}, list(_SECTION.finditer(text))
+    for k, m in enumerate(marks):
+        end = marks[k + 1].start() if k + 1 < len(marks) else len(text)
+        out[m.group(1).strip()] = " ".join(text[m.end():end].split())
+    return out
+
+
+def findings_impression(text: str) -> str:
+    s = report_sections(text)
+    return " ".join(x for x in (s.get("FINDINGS", ""), s.get("IMPRESSION", "")) if x)
+
+
+def _mimic_report(folder: Path, subject_id: int, study_id: int, zf: zipfile.ZipFile | None) -> str:
+    rel = f"files/p{str(subject_id)[:2]}/p{subject_id}/s{study_id}.txt"
+    if zf is not None:
+        try:
+            return zf.read(rel).decode("utf-8", "replace")
+        except KeyError:
+            raise DataError(f"mimic-cxr: report {rel} is not in mimic-cxr-reports.zip; the zip is incomplete — "
+                            f"download it again from PhysioNet (mimic-cxr 2.0.0).") from None
+    p = folder / "reports" / rel
+    if not p.is_file():
+        raise DataError(f"mimic-cxr: report {p} not found; unzip mimic-cxr-reports.zip into {folder / 'reports'} "
+                        f"or keep the zip in {folder}.")
+    return p.read_text(errors="replace")
+
+
+def _open_reports(folder: Path) -> zipfile.ZipFile | None:
+    z = folder / "mimic-cxr-reports.zip"
+    if z.is_file():
+        try:
+            return zipfile.ZipFile(z)
+        except zipfile.BadZipFile:
+            raise DataError(f"mimic-cxr: {z} is not a valid zip (truncated download?); download it again.") from None
+    return None
+
+
+def mimic_5x200(n_per_class: int = 200, n_train_per_class: int = 200, seed: int = 0,
+                path: str | None = None) -> Task:
+    folder = require("mimic-cxr", path, files=["mimic-cxr-2.0.0-chexpert.csv.gz", "mimic-cxr-2.0.0-split.csv.gz"])
+    lab = read_table("mimic-cxr", folder, "mimic-cxr-2.0.0-chexpert.csv.gz")
+    split = read_table("mimic-cxr", folder, "mimic-cxr-2.0.0-split.csv.gz")
+    study_split = split.drop_duplicates("study_id").set_index("study_id")["split"]
+    lab["split"] = lab["study_id"].map(study_split).fillna("train")
+    L = lab[list(MIMIC5)]
+    rng = np.random.default_rng(seed)
+    test_ids, train_ids = [], []
+    for c in MIMIC5:
+        others = [o for o in MIMIC5 if o != c]
+        ok = (L[c] == 1) & L[others].isin([0]).where(L[others].notna(), True).all(axis=1)
+        cand_test = lab.loc[ok & lab["split"].isin(["test", "validate"]), "study_id"].to_numpy()
+        cand_train = lab.loc[ok & (lab["split"] == "train"), "study_id"].to_numpy()
+        test_ids.append((c, draw(cand_test, n_per_class, rng, f"mimic-5x200 test class {c!r}")))
+        train_ids.append((c, draw(cand_train, min(n_train_per_class, len(cand_train)), rng, f"mimic-5x200 train {c!r}")))
+    subj = lab.drop_duplicates("study_id").set_index("study_id")["subject_id"]
+    zf = _open_reports(folder)
+
+    def frame(parts):
+        rows = [{"id": f"s{s}", "input": findings_impression(_mimic_report(folder, int(subj[s]), int(s), zf)), "label": c}
+                for c, ids in parts for s in ids]
+        return pd.DataFrame(rows).sort_values("id").reset_index(drop=True)
+
+    test, train = frame(test_ids), frame(train_ids)
+    pairs = mimic_pairs(n=2000, seed=seed, path=path)
+    anchors = pairs.rename(columns={"text": "input"})[["id", "input"]]
+    anchors = anchors[~anchors["id"].isin(set(test["id"]))].reset_index(drop=True)
+    recipe = {"n_per_class": n_per_class, "n_train_per_class": n_train_per_class, "seed": seed, "version": 1}
+    return Task("mimic-5x200", "text", list(MIMIC5), train, test, anchors, recipe_key("mimic-5x200", recipe),
+                "MIMIC-5x200 (MedCLIP recipe), findings + impression", recipe)
+
+
+def mimic_pairs(n: int = 2000, seed: int = 0, path: str | None = None) -> pd.DataFrame:
+    """Frontal (PA/AP) image–report pairs of the MIMIC-CXR train split: ``id, image, text``."""
+    folder = require("mimic-cxr", path, files=["mimic-cxr-2.0.0-metadata.csv.gz", "mimic-cxr-2.0.0-split.csv.gz"])
+    meta = read_table("mimic-cxr", folder, "mimic-cxr-2.0.0-metadata.csv.gz")
+    split = read_table("mimic-cxr", folder, "mimic-cxr-2.0.0-split.csv.gz")
+    meta = meta.merge(split[["dicom_id", "split"]], on="dicom_id", how="left")
+    fr = meta[meta["ViewPosition"].isin(["PA", "AP"]) & (meta["split"] == "train")]
+    fr = fr.sort_values("dicom_id").drop_duplicates("study_id")  # one image per study
+    rng = np.random.default_rng(seed)
+    pick = set(draw(fr["dicom_id"].to_numpy(), n, rng, "mimic-cxr anchor pool (frontal views)"))
+    fr = fr[fr["dicom_id"].isin(pick)].sort_values("dicom_id")
+    zf = _open_reports(folder)
+    rows = []
+    for r in fr.itertuples():
+        sid, st = int(r.subject_id), int(r.study_id)
+        img = folder / f"files/p{str(sid)[:2]}/p{sid}/s{st}/{r.dicom_id}.jpg"
+        rows.append({"id": f"s{st}", "image": str(img), "text": findings_impression(_mimic_report(folder, sid, st, zf))})
+    df = pd.DataFrame(rows)
+    df.attrs["dataset_key"] = recipe_key("mimic-cxr-pairs", {"n": n, "seed": seed, "version": 1})
+    return df
+
+
+# --------------------------------------------------------------------------- RSNA
+def rsna_task(n_test_per_class: int = 500, n_train_per_class: int = 1000, n_anchors: int = 2500,
+              seed: int = 0, path: str | None = None) -> Task:
+    """Balanced RSNA pneumonia test split from stage_2_train_labels.csv (the Kaggle stage-2
+    test labels were never released): per patient, Target = max over its boxes."""
+    folder = require("rsna-pneumonia", path, files=["stage_2_train_labels.csv"])
+    lab = read_table("rsna-pneumonia", folder, "stage_2_train_labels.csv")
+    y = lab.groupby("patientId")["Target"].max()
+    rng = np.random.default_rng(seed)
+    test = np.concatenate([draw(y.index[y == k].to_numpy(), n_test_per_class, rng, f"rsna-pneumonia test (Target={k})")
+                           for k in (1, 0)])
+    rest = y.drop(index=test)
+    train = np.concatenate([draw(rest.index[rest == k].to_numpy(), min(n_train_per_class, int((rest == k).sum())), rng,
+                                 "rsna-pneumonia train") for k in (1, 0)])
+    pool = draw(rest.index.to_numpy(), min(n_anchors, len(rest)), rng, "rsna-pneumonia anchors")
+    img = lambda pid: str(folder / "stage_2_train_images" / f"{pid}.dcm")  # noqa: E731
+    fr = lambda ids: pd.DataFrame({"id": sorted(ids), "input": [img(i) for i in sorted(ids)],  # noqa: E731
+                                   "label": [int(y[i]) for i in sorted(ids)]})
+    recipe = {"n_test_per_class": n_test_per_class, "n_train_per_class": n_train_per_class, "n_anchors": n_anchors,
+              "seed": seed, "version": 1}
+    anchors = pd.DataFrame({"id": sorted(pool), "input": [img(i) for i in sorted(pool)]})
+    return Task("rsna-pneumonia", "image", [0, 1], fr(train), fr(test), anchors, recipe_key("rsna-pneumonia", recipe),
+                "RSNA pneumonia, balanced test split", recipe)
+
+
+# --------------------------------------------------------------------------- VinDr-CXR
+def vindr_task(slug: str, n_test_per_class: int | None = None, n_train_per_class: int = 500, n_anchors: int = 2500,
+               seed: int = 0, path: str | None = None) -> Task:
+    """One of the six VinDr-CXR findings as a balanced binary task.
+
+    Test: from image_labels_test.csv (radiologists' consensus), ``n_test_per_class`` positives
+    and as many negatives (default: all positives). Train / anchors: image_labels_train.csv,
+    an image positive when any of its three radiologists marks the finding.
+    """
+    col = VINDR6[slug]
+    folder = require("vindr-cxr", path, files=["annotations/image_labels_test.csv", "annotations/image_labels_train.csv"])
+    te = read_table("vindr-cxr", folder, "annotations/image_labels_test.csv")
+    tr = read_table("vindr-cxr", folder, "annotations/image_labels_train.csv").groupby("image_id")[col].max()
+    yte = te.drop_duplicates("image_id").set_index("image_id")[col]
+    rng = np.random.default_rng(seed)
+    k = int((yte == 1).sum()) if n_test_per_class is None else n_test_per_class
+    test = np.concatenate([draw(yte.index[yte == v].to_numpy(), k, rng, f"vindr-{slug} test (label={v})") for v in (1, 0)])
+    train = np.concatenate([draw(tr.index[tr == v].to_numpy(), min(n_train_per_class, int((tr == v).sum())), rng,
+                                 f"vindr-{slug} train") for v in (1, 0)])
+    pool = draw(tr.index.to_numpy(), min(n_anchors, len(tr)), rng, f"vindr-{slug} anchors")
+    def fr(ids, y, sub):
+        ids = sorted(ids)
+        return pd.DataFrame({"id": ids, "input": [str(folder / sub / f"{i}.dicom") for i in ids], "label": [int(y[i]) for i in ids]})
+    recipe = {"finding": col, "n_test_per_class": k, "n_train_per_class": n_train_per_class, "n_anchors": n_anchors,
+              "seed": seed, "version": 1}
+    anchors = pd.DataFrame({"id": sorted(pool), "input": [str(folder / "train" / f"{i}.dicom") for i in sorted(pool)]})
+    name = f"vindr-{slug}"
+    return Task(name, "image", [0, 1], fr(train, tr, "train"), fr(test, yte, "test"), anchors, recipe_key(name, recipe),
+                f"VinDr-CXR {col}, balanced test subset", recipe)
+
+
+# --------------------------------------------------------------------------- IU X-ray images
+def iu_xray_pairs(n: int = 2000, seed: int = 0, path: str | None = None) -> pd.DataFrame:
+    """Open-i image–report pairs from a local copy (NLMCXR_png.tgz unpacked + the reports):
+    the first image of each report (``*-1001``, usually the frontal view)."""
+    from semalign.data import openi
+
+    folder = require("iu-xray-openi", path)
+    reports = openi.parse_reports(folder / "NLMCXR_reports.tgz")
+    reports = reports[reports["image_ids"].map(len) > 0]
+    reports["text"] = (reports["findings"] + " " + reports["impression"]).str.strip()
+    reports = reports[reports["text"].str.len() > 0]
+    rng = np.random.default_rng(seed)
+    pick = set(draw(reports["id"].to_numpy(), min(n, len(reports)), rng, "iu-xray pairs"))
+    r = reports[reports["id"].isin(pick)]
+    df = pd.DataFrame({"id": r["id"], "image": [str(folder / "images" / f"{ids[0]}.png") for ids in r["image_ids"]],
+                       "text": r["text"]}).reset_index(drop=True)
+    df.attrs["dataset_key"] = recipe_key("iu-xray-pairs", {"n": n, "seed": seed, "version": 1})
+    return df
+
+
+register_task("mimic-5x200")(mimic_5x200)
+register_task("rsna-pneumonia")(rsna_task)
+for _slug in VINDR6:
+    register_task(f"vindr-{_slug}")(lambda _s=_slug, **kw: vindr_task(_s, **kw))
