@@ -22,6 +22,7 @@
 # %% tags=["parameters"]
 profile = "offline"
 seed = 0
+task_params = {}
 text_task = "openi-5class"
 vision_tasks = ["synthcxr-pneumonia"]
 text_dataset = "openi-reports"
@@ -42,7 +43,7 @@ experiments.profiles_table()
 # ## Label balance of the active profile's tasks
 
 # %%
-balance = experiments.label_balance([text_task, *vision_tasks])
+balance = experiments.label_balance([text_task, *vision_tasks], task_params)
 balance.insert(0, "profile", profile)
 book.write_results(balance)
 alt.Chart(balance).mark_bar().encode(

@@ -24,6 +24,7 @@ profile = "offline"
 device = "cpu"
 batch_size = 64
 seed = 0
+task_params = {}
 runs = 3
 anchor_pool = 1200
 text_task = "openi-5class"
@@ -45,7 +46,7 @@ plots.setup()
 
 def fig3(task_name, encoders):
     task = experiments.encode_task(task_name, encoders, device=device, batch_size=batch_size,
-                                   anchor_pool=anchor_pool, seed=seed)
+                                   anchor_pool=anchor_pool, seed=seed, task_params=task_params)
     pool = min(e.anchors.shape[0] for e in task.encoders.values())
     counts = [n for n in anchor_counts if n <= pool]
     res = stitch_grid(task, ["naive", *methods, "upper_bound"], counts, runs=runs, seed=seed)

@@ -24,6 +24,7 @@ profile = "offline"
 device = "cpu"
 batch_size = 64
 seed = 0
+task_params = {}
 runs = 3
 anchor_pool = 1200
 text_task = "openi-5class"
@@ -42,7 +43,7 @@ from semalign import book, experiments, plots, tables
 results, info = experiments.table1_results(
     text_task, text_encoders, vision_tasks, vision_encoders, method=table_method,
     n_anchors=table_anchors, runs=runs, seed=seed, device=device, batch_size=batch_size,
-    anchor_pool=anchor_pool,
+    anchor_pool=anchor_pool, task_params=task_params,
 )
 results.insert(0, "profile", profile)
 book.write_results(results)

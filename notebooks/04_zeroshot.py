@@ -23,6 +23,7 @@ profile = "offline"
 device = "cpu"
 batch_size = 64
 seed = 0
+task_params = {}
 vision_tasks = ["synthcxr-pneumonia"]
 vision_encoders = ["efficientnet-lite0", "mobilenet-v2"]
 text_encoder = "minilm-l6"
@@ -42,6 +43,7 @@ plots.setup()
 results, info = experiments.zeroshot_grid(
     vision_tasks, vision_encoders, text_encoder, pairs=pairs, n_pairs=n_pairs, method=method,
     n_prompts=n_prompts, baselines=baselines, device=device, batch_size=batch_size, seed=seed,
+    task_params=task_params,
 )
 results.insert(0, "profile", profile)
 book.write_results(results)

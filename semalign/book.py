@@ -34,6 +34,11 @@ PROFILES = ("offline", "open", "paper")
 VEGA_BUNDLE = Path("book") / "_static" / "vega-bundle.js"
 
 
+#: Environment given to the notebook kernels (restored afterwards).
+_KERNEL_ENV = {"SEMALIGN_NOTEBOOK": "", "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+               "TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore"}
+
+
 class BookError(RuntimeError):
     """A notebook, a profile or a parameter is wrong; the message says what to do."""
 
@@ -200,8 +205,9 @@ def run_notebook(
     tmp_in = out_dir / f".{stem}.input.ipynb"
     tmp_out = out_dir / f".{stem}.output.ipynb"
     atomic_write_text(tmp_in, nbformat.writes(nb))
-    env_before = os.environ.get("SEMALIGN_NOTEBOOK")
-    os.environ["SEMALIGN_NOTEBOOK"] = stem  # the kernel inherits it: results_path() uses it
+    env_before = {k: os.environ.get(k) for k in _KERNEL_ENV}
+    # the kernel inherits these: results_path() reads SEMALIGN_NOTEBOOK; no progress bars in pages
+    os.environ.update({**_KERNEL_ENV, "SEMALIGN_NOTEBOOK": stem})
     try:
         papermill.execute_notebook(
             str(tmp_in), str(tmp_out), parameters=params, kernel_name="python3",
@@ -217,10 +223,11 @@ def run_notebook(
         ) from None
     finally:
         tmp_in.unlink(missing_ok=True)
-        if env_before is None:
-            os.environ.pop("SEMALIGN_NOTEBOOK", None)
-        else:
-            os.environ["SEMALIGN_NOTEBOOK"] = env_before
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     final = out_dir / f"{stem}.ipynb"
     os.replace(tmp_out, final)
     (out_dir / f"{stem}.failed.ipynb").unlink(missing_ok=True)

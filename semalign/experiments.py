@@ -9,6 +9,7 @@ wires existing modules together (data → encoders + cache → stitching); no ma
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -30,6 +31,57 @@ def _embed(enc, inputs: list, ids: list[str], dataset: str, batch_size: int | No
     return np.asarray(embed_cached(enc, inputs, **kw), dtype=np.float32)
 
 
+def task_params_for(name: str, task_params: dict[str, dict] | None) -> dict:
+    """Recipe overrides for task ``name`` from a profile's ``task_params``.
+
+    Keys are task names or glob patterns (``"synthcxr-*"``); an exact name wins over patterns.
+    """
+    import fnmatch
+
+    task_params = task_params or {}
+    if name in task_params:
+        return dict(task_params[name] or {})
+    for pattern, params in task_params.items():
+        if fnmatch.fnmatch(name, pattern):
+            return dict(params or {})
+    return {}
+
+
+def get_task(name: str, task_params: dict[str, dict] | None = None):
+    """:func:`semalign.data.get_task` with the profile's recipe overrides for this task."""
+    from semalign.data import get_task as _get
+
+    return _get(name, **task_params_for(name, task_params))
+
+
+def _family(sample_id: str) -> str:
+    # "synthpool-3-000012" -> "synthpool-3-", "CXR123" -> "CXR": rows generated together
+    return re.sub(r"\d+$", "", sample_id)
+
+
+def _group_key(family: str, task) -> str:
+    """Cache key of a group of rows. The SynthCXR anchor pool is shared by every SynthCXR task
+    (its image i depends only on its seed, i, size and the generator version — semalign.data),
+    so it gets one key across tasks and is embedded once; everything else uses the task's key."""
+    recipe = getattr(task, "recipe", None) or {}
+    if family.startswith("synthpool-") and "generator_version" in recipe:
+        return f"synthcxr-pool@size={recipe.get('size')},v={recipe['generator_version']}"
+    return task.dataset_key
+
+
+def embed_rows(enc, ids: Sequence[str], inputs: Sequence, task, batch_size: int | None = None) -> np.ndarray:
+    """Embed rows of a task through the cache, one cache entry per family of ids (see ``_family``),
+    so the same rows requested by another notebook or task hit the cache. (n, enc.dim) float32."""
+    ids = [str(i) for i in ids]
+    fams: dict[str, list[int]] = {}
+    for k, i in enumerate(ids):
+        fams.setdefault(_family(i), []).append(k)
+    out = np.zeros((len(ids), enc.dim), np.float32)
+    for fam, rows in fams.items():
+        out[rows] = _embed(enc, [inputs[k] for k in rows], [ids[k] for k in rows], _group_key(fam, task), batch_size)
+    return out
+
+
 def load_encoders(names: Sequence[str], device: str = "auto") -> dict[str, Any]:
     """``{name: Encoder}`` from the registry, in the given order."""
     from semalign.encoders import get_encoder
@@ -45,6 +97,7 @@ def encode_task(
     batch_size: int | None = None,
     anchor_pool: int | None = None,
     seed: int = 0,
+    task_params: dict[str, dict] | None = None,
 ):
     """Embed a task's train / test / anchor samples with each encoder (cached).
 
@@ -52,16 +105,16 @@ def encode_task(
     keep a seeded random subset of this many anchors (the pool the runs draw from; ``None``
     keeps all) — it bounds the embedding cost on CPU. Each encoder embeds the *union* of the
     three splits once (train and anchors overlap: the paper draws anchors from the training
-    set), through the cache, so a warm rerun embeds nothing.
+    set), through the cache, so a warm rerun embeds nothing. ``task_params``: recipe overrides
+    per task name or glob (:func:`task_params_for`).
 
     Returns an ``EncodedTask`` whose ``encoders[name]`` holds ``Embeddings(train (n_tr, d),
     test (n_te, d), anchors (n_a, d))``; anchor rows correspond across encoders (same ids,
     same order).
     """
-    from semalign.data import get_task
     from semalign.stitching import EncodedTask, Embeddings
 
-    t = get_task(task) if isinstance(task, str) else task
+    t = get_task(task, task_params) if isinstance(task, str) else task
     anchors = t.anchors
     if anchor_pool is not None and anchor_pool < len(anchors):
         keep = np.sort(np.random.default_rng(seed).choice(len(anchors), size=int(anchor_pool), replace=False))
@@ -76,7 +129,7 @@ def encode_task(
     encs = load_encoders(encoders, device) if not isinstance(encoders, dict) else encoders
     out, domains = {}, {}
     for name, enc in encs.items():
-        emb = _embed(enc, list(union.values()), uids, t.dataset_key, batch_size)
+        emb = embed_rows(enc, uids, list(union.values()), t, batch_size)
         sl = {k: emb[[where[str(i)] for i in df["id"]]] for k, df in parts_df.items()}
         out[name] = Embeddings(sl["train"], sl["test"], sl["anchors"])
         domains[name] = enc.domain
@@ -228,6 +281,7 @@ def zeroshot_grid(
     device: str = "auto",
     batch_size: int | None = None,
     seed: int = 0,
+    task_params: dict[str, dict] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Fig. 4: the paper's unimodal zero-shot for every vision encoder, plus baselines.
 
@@ -239,7 +293,7 @@ def zeroshot_grid(
     standard multimodal zero-shot. Returns the tidy frame of :func:`semalign.zeroshot.tidy_results`
     and ``{"domains": {encoder: domain}, "n_pairs": int}``.
     """
-    from semalign.data import get_pairs, get_task
+    from semalign.data import get_pairs
     from semalign.zeroshot import prompts_for_task, standard_zeroshot, tidy_results, unimodal_zeroshot
 
     baselines = dict(baselines or {})
@@ -253,19 +307,19 @@ def zeroshot_grid(
     base_encs = {a: load_encoders(list(pair), device) for a, pair in baselines.items()}
     rows = []
     for task_name in tasks:
-        t = get_task(task_name)
+        t = get_task(task_name, task_params)
         y = binary_labels(t)
         ids = [str(i) for i in t.test["id"]]
         ps = prompts_for_task(task_name)
         pos, neg = list(ps.positive)[:n_prompts], list(ps.negative)[:n_prompts]
         pos_e, neg_e = _embed_prompts(txt, pos, batch_size), _embed_prompts(txt, neg, batch_size)
         for n in vision_encoders:
-            test_e = _embed(encs[n], list(t.test["input"]), ids, t.dataset_key, batch_size)
+            test_e = embed_rows(encs[n], ids, list(t.test["input"]), t, batch_size)
             r = unimodal_zeroshot(test_e, y, anchor_img[n], anchor_text, pos_e, neg_e, method=method, seed=seed)
             rows.append(r.row(task_name, "unimodal", n, text_encoder, encs[n].domain))
         for approach, (img_name, txt_name) in ((a, list(p)) for a, p in baselines.items()):
             bi, bt = base_encs[approach][img_name], base_encs[approach][txt_name]
-            test_e = _embed(bi, list(t.test["input"]), ids, t.dataset_key, batch_size)
+            test_e = embed_rows(bi, ids, list(t.test["input"]), t, batch_size)
             r = standard_zeroshot(test_e, y, _embed_prompts(bt, pos, batch_size), _embed_prompts(bt, neg, batch_size))
             rows.append(r.row(task_name, approach, img_name, txt_name, bi.domain))
     domains = {n: e.domain for n, e in encs.items()}
@@ -325,13 +379,11 @@ def profiles_table() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("profile")
 
 
-def label_balance(tasks: Sequence[str]) -> pd.DataFrame:
+def label_balance(tasks: Sequence[str], task_params: dict[str, dict] | None = None) -> pd.DataFrame:
     """task, split, label, count for each task's train / test / anchor samples."""
-    from semalign.data import get_task
-
     rows = []
     for name in tasks:
-        t = get_task(name)
+        t = get_task(name, task_params)
         for split in ("train", "test"):
             df = getattr(t, split)
             for label, n in df["label"].astype(str).value_counts().sort_index().items():
