@@ -26,6 +26,7 @@ the prompts are package data read by :func:`load_prompts`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from dataclasses import dataclass, field
@@ -197,9 +198,15 @@ def load_prompts(path: str | None = None) -> dict[str, PromptSet]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _package_prompts() -> dict[str, PromptSet]:
+    return load_prompts()
+
+
 def prompts_for_task(task: str, prompts: Mapping[str, PromptSet] | None = None) -> PromptSet:
-    """The :class:`PromptSet` of a task name (see :func:`finding_of_task`)."""
-    prompts = load_prompts() if prompts is None else prompts
+    """The :class:`PromptSet` of a task name (see :func:`finding_of_task`); ``prompts``
+    defaults to the package's file (read and validated once per process)."""
+    prompts = _package_prompts() if prompts is None else prompts
     return prompts[finding_of_task(task)]
 
 
