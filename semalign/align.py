@@ -271,15 +271,19 @@ def _linear_init(d_pad: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tenso
 
 
 def _adam(params: list[torch.Tensor], **kw: Any) -> torch.optim.Optimizer:
-    """``torch.optim.Adam`` with its fused kernel when the device supports it.
+    """``torch.optim.Adam``; its fused kernel for large parameters, where the device has one.
 
-    The fused kernel is one pass over memory per step; the default multi-tensor path makes
-    ~7, which costs more than the (d, d) matmul of a step on 2 CPU cores. Same update rule.
+    The fused kernel is one pass over memory per step, the default multi-tensor path ~7,
+    which on 2 CPU cores costs more than the (d, d) matmul of a step at d=768. For small
+    parameters the fused kernel's fixed cost (~ms per step) dominates, so they use the
+    default path. Same update rule either way.
     """
-    try:
-        return torch.optim.Adam(params, fused=True, **kw)
-    except (RuntimeError, ValueError, TypeError):
-        return torch.optim.Adam(params, **kw)
+    if params[0].numel() >= 1 << 16:
+        try:
+            return torch.optim.Adam(params, fused=True, **kw)
+        except (RuntimeError, ValueError, TypeError):
+            pass
+    return torch.optim.Adam(params, **kw)
 
 
 def affine_adam_gram(
@@ -293,6 +297,7 @@ def affine_adam_gram(
     n_out: int | None = None,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
+    gram: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Adam on ``mean((x Wᵀ + b − y)²)`` from (weight (d2, d1), bias (d2,)); returns the result.
 
@@ -304,13 +309,15 @@ def affine_adam_gram(
 
     so each step costs d2·d1·min(d1, 2N) instead of the 2·N·d1·d2 of forward + backward
     (when 2N < d1 it uses ``(W xᵀ) x``, cheaper than the Gram). ``n_out`` is the number of
-    output columns the MSE averages over (the padded dimension; default d2).
+    output columns the MSE averages over (the padded dimension; default d2). ``gram`` may pass
+    a precomputed ``xᵀx`` (shared by every target fitted from the same source anchors).
     """
     n, _ = x.shape
     d2 = y.shape[1]
     c = 2.0 / (n * (n_out or d2))
-    low_rank = 2 * n < x.shape[1]
-    gram = None if low_rank else x.mT @ x  # (d1, d1)
+    low_rank = gram is None and 2 * n < x.shape[1]
+    if gram is None and not low_rank:
+        gram = x.mT @ x  # (d1, d1)
     cross = y.mT @ x  # (d2, d1)
     sx = x.sum(dim=0)  # (d1,)
     sy = y.sum(dim=0)  # (d2,)
@@ -340,6 +347,7 @@ def affine_state(
     lr: float = 1e-3,
     steps: int = 300,
     seed: int = 0,
+    gram: torch.Tensor | None = None,
 ) -> State:
     """``{"R": (d1, d2), "b": (d2,)}``: T(x) = x R + b trained by Adam on the MSE (latentis).
 
@@ -354,7 +362,7 @@ def affine_state(
     weight, bias = _linear_init(d_pad, x.dtype, seed)
     w0 = weight[:d2, :d1].to(x.device)
     b0 = bias[:d2].to(x.device)
-    w, b = affine_adam_gram(x, y, w0, b0, lr=lr, steps=steps, n_out=d_pad)
+    w, b = affine_adam_gram(x, y, w0, b0, lr=lr, steps=steps, n_out=d_pad, gram=gram)
     return {"R": w.mT.contiguous(), "b": b}
 
 

@@ -1,0 +1,173 @@
+"""semalign.stitching on synthetic encoders whose relation is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from semalign.align import Translator
+from semalign.stitching import (
+    ALIGN_METHODS,
+    COLUMNS,
+    Embeddings,
+    EncodedTask,
+    auroc,
+    decision_scores,
+    fit_decoder,
+    stitch_grid,
+)
+
+
+def make_task(k=3, dims=(10, 14, 8), n_train=240, n_test=150, pool=120, seed=0, noise=0.05):
+    """Encoders = random rotations/projections of one latent z that carries the class."""
+    rng = np.random.default_rng(seed)
+    d_latent = 8
+    centers = rng.normal(size=(k, d_latent)) * 1.2
+
+    def sample(n):
+        y = rng.integers(0, k, n)
+        return centers[y] + rng.normal(size=(n, d_latent)), y
+
+    z_tr, y_tr = sample(n_train)
+    z_te, y_te = sample(n_test)
+    z_an, _ = sample(pool)
+    encoders, domains = {}, {}
+    for i, d in enumerate(dims):
+        m = rng.normal(size=(d_latent, d))
+        off = rng.normal(size=d) * 3
+        enc = lambda z: (z @ m + off + noise * rng.normal(size=(len(z), d))).astype(np.float32)  # noqa: E731
+        name = f"enc{i}"
+        encoders[name] = Embeddings(enc(z_tr), enc(z_te), enc(z_an))
+        domains[name] = "general" if i == 0 else ("medical" if i == 1 else "medical (stand-in)")
+    classes = [f"c{j}" for j in range(k)]
+    return EncodedTask(
+        name="toy", modality="text", encoders=encoders, domains=domains,
+        y_train=np.array(classes)[y_tr], y_test=np.array(classes)[y_te], classes=classes,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def task():
+    return make_task()
+
+
+@pytest.fixture(scope="module")
+def grid(task):
+    return stitch_grid(task, n_anchors=[5, 40], runs=2, seed=1, progress=False, steps=30)
+
+
+def test_columns_and_rows(task, grid):
+    assert list(grid.columns) == list(COLUMNS)
+    n_enc = len(task.encoders)
+    pairs = n_enc * (n_enc - 1)
+    assert len(grid) == n_enc + pairs + len(ALIGN_METHODS) * 2 * 2 * pairs
+    ub = grid[grid.method == "upper_bound"]
+    assert (ub.source == ub.target).all() and (ub.n_anchors == 0).all() and len(ub) == n_enc
+    nv = grid[grid.method == "naive"]
+    assert (nv.source != nv.target).all() and (nv.run == 0).all() and (nv.n_anchors == 0).all()
+    aligned = grid[grid.method.isin(ALIGN_METHODS)]
+    assert (aligned.source != aligned.target).all()
+    assert set(aligned.n_anchors) == {5, 40} and set(aligned.run) == {0, 1}
+    assert grid.auroc.between(0, 1).all()
+    assert grid.attrs["modalities"] == {"toy": "text"}
+    row = grid[(grid.source == "enc1") & (grid.target == "enc2")].iloc[0]
+    assert row.source_domain == "medical" and row.target_domain == "medical (stand-in)"
+
+
+def test_cells_equal_a_translator_per_cell(task, grid):
+    """The shared-SVD / shared-Gram fast path gives what Translator.fit/transform gives."""
+    perm = np.random.default_rng([1, 1]).permutation(task.pool_size)[:40]
+    for s, t in [("enc0", "enc1"), ("enc1", "enc2"), ("enc2", "enc0")]:
+        dec = fit_decoder(task.encoders[t].train, task.y_train)
+        for method in ALIGN_METHODS:
+            tr = Translator(method, seed=1 + 1, steps=30).fit(
+                task.encoders[s].anchors[perm], task.encoders[t].anchors[perm]
+            )
+            expected = auroc(task.y_test, decision_scores(dec, tr.transform(task.encoders[s].test)), dec.classes_)
+            got = grid.query("source == @s and target == @t and method == @method and n_anchors == 40 and run == 1")
+            assert len(got) == 1
+            assert got.auroc.iloc[0] == pytest.approx(expected, abs=2e-3), method
+
+
+def test_alignment_beats_naive_and_nears_upper_bound(grid):
+    ub = grid[grid.method == "upper_bound"].auroc.mean()
+    naive = grid[grid.method == "naive"].auroc.mean()
+    for method in ("linear", "ortho", "l-ortho"):
+        got = grid[(grid.method == method) & (grid.n_anchors == 40)].auroc.mean()
+        assert got > naive + 0.1, (method, got, naive)
+        assert got > ub - 0.1, (method, got, ub)
+
+
+def test_seeded_and_runs_differ(task, grid):
+    again = stitch_grid(task, n_anchors=[5, 40], runs=2, seed=1, progress=False, steps=30)
+    assert again.equals(grid)
+    a = grid[(grid.method == "ortho") & (grid.n_anchors == 5)]
+    assert not np.allclose(a[a.run == 0].auroc.values, a[a.run == 1].auroc.values)
+
+
+def test_methods_subset_and_baselines_off(task):
+    g = stitch_grid(task, methods=["ortho"], n_anchors=[10], runs=1, progress=False, baselines=False)
+    assert set(g.method) == {"ortho"} and len(g) == 6
+    g = stitch_grid(task, methods=["naive", "upper_bound"], n_anchors=[10], runs=1, progress=False, baselines=False)
+    assert set(g.method) == {"naive", "upper_bound"}
+
+
+def test_grid_errors(task):
+    with pytest.raises(ValueError, match="asked for 3000 anchors but the pool holds 120: lower n_anchors or enlarge the pool"):
+        stitch_grid(task, n_anchors=[10, 3000], progress=False)
+    with pytest.raises(ValueError, match="unknown methods"):
+        stitch_grid(task, methods=["procrustes"], progress=False)
+    with pytest.raises(ValueError, match=">= 2"):
+        stitch_grid(task, n_anchors=[1], progress=False)
+
+
+def test_auroc_by_hand():
+    y = np.array(["a", "b", "a", "b"])
+    assert auroc(y, np.array([0.1, 0.9, 0.2, 0.3]), ["a", "b"]) == 1.0
+    assert auroc(y, np.array([0.9, 0.1, 0.2, 0.3]), ["a", "b"]) == 0.25
+    y3 = np.array([0, 1, 2, 0, 1, 2])
+    s = np.array([[3, 0, 0], [0, 3, 0], [0, 0, 3], [0, 1, 0], [1, 0, 0], [2, 0, 1]], float)
+    # class 0: positives {0,3}: scores 3,0 vs negatives 0,0,1,2 -> (4 + 0.5*0 + ... ) by hand
+    # pairs (pos, neg): 3 beats all 4; 0 ties 0,0 (0.5 each) and loses to 1,2 -> (4 + 1) / 8
+    c0 = (4 + 1) / 8
+    # class 1: positives {1,4}: scores 3,0; negatives 0,0,1,0 -> 3 beats 4; 0 ties three 0s -> (4 + 1.5) / 8
+    c1 = (4 + 1.5) / 8
+    # class 2: positives {2,5}: scores 3,1; negatives 0,0,0,0 -> all 8 won
+    c2 = 1.0
+    assert auroc(y3, s, [0, 1, 2]) == pytest.approx((c0 + c1 + c2) / 3)
+
+
+def test_decoder_options(task):
+    x, y = task.encoders["enc0"].train, task.y_train
+    for kw in ({"decoder": "svc"}, {"scale": True}):
+        dec = fit_decoder(x, y, **kw)
+        s = decision_scores(dec, task.encoders["enc0"].test)
+        assert s.shape == (len(task.y_test), 3)
+        assert auroc(task.y_test, s, dec.classes_) > 0.7
+    with pytest.raises(ValueError, match="decoder must be"):
+        fit_decoder(x, y, decoder="mlp")
+
+
+def test_binary_task():
+    t = make_task(k=2)
+    g = stitch_grid(t, methods=["ortho"], n_anchors=[30], runs=1, progress=False)
+    assert g.auroc.between(0, 1).all() and len(g) == 3 + 6 + 6
+
+
+def test_validation():
+    e = Embeddings(np.zeros((4, 3)), np.zeros((2, 3)), np.zeros((5, 3)))
+    assert e.dim == 3
+    with pytest.raises(ValueError, match="share one dimension"):
+        Embeddings(np.zeros((4, 3)), np.zeros((2, 4)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="2-D"):
+        Embeddings(np.zeros(4), np.zeros((2, 4)), np.zeros((5, 3)))
+    f = Embeddings(np.zeros((4, 2)), np.zeros((2, 2)), np.zeros((6, 2)))
+    kw = dict(name="t", modality="text", y_train=[0, 1, 0, 1], y_test=[0, 1], classes=[0, 1])
+    with pytest.raises(ValueError, match="no domain"):
+        EncodedTask(encoders={"a": e}, domains={}, **kw)
+    with pytest.raises(ValueError, match="domains must be one of"):
+        EncodedTask(encoders={"a": e}, domains={"a": "clinical"}, **kw)
+    with pytest.raises(ValueError, match="anchor pools"):
+        EncodedTask(encoders={"a": e, "b": f}, domains={"a": "general", "b": "general"}, **kw)
+    with pytest.raises(ValueError, match="y_train has 3 labels"):
+        EncodedTask(encoders={"a": e}, domains={"a": "general"}, **{**kw, "y_train": [0, 1, 0]})
