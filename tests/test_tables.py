@@ -1,0 +1,136 @@
+"""semalign.tables on result frames built by hand, where Table 1 is known."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from semalign.stitching import COLUMNS
+from semalign.tables import DOMAIN_PAIRS, PAPER_TABLE1, style_table1, table1
+
+UB_TEXT = {"g1": 0.70, "g2": 0.80, "m1": 0.85, "m2": 0.81}  # Gen 0.75, Med 0.83
+DOM = {"g1": "general", "g2": "general", "m1": "medical", "m2": "medical (stand-in)", "v1": "general", "v2": "general", "w1": "medical"}
+
+
+def rows_for(task, encoders, ub, value_of, runs=(0, 1, 2), n=100):
+    rows = []
+    for e in encoders:
+        rows.append((task, e, e, DOM[e], DOM[e], "upper_bound", 0, 0, ub[e]))
+    for s, t in itertools.permutations(encoders, 2):
+        rows.append((task, s, t, DOM[s], DOM[t], "naive", 0, 0, 0.5))
+        for r in runs:
+            rows.append((task, s, t, DOM[s], DOM[t], "ortho", n, r, value_of(s, t, r)))
+            rows.append((task, s, t, DOM[s], DOM[t], "ortho", 10, r, 0.0))  # fewer anchors: ignored
+            rows.append((task, s, t, DOM[s], DOM[t], "linear", n, r, 1.0))  # other method: ignored
+    return rows
+
+
+def dom(e):
+    return "Gen" if DOM[e] == "general" else "Med"
+
+
+# text: alignment AUROC depends on the domain pair and the run: base + 0.01 * (r - 1)
+BASE = {("Gen", "Med"): 0.80, ("Gen", "Gen"): 0.72, ("Med", "Gen"): 0.75, ("Med", "Med"): 0.82}
+
+
+@pytest.fixture
+def results():
+    text = rows_for("report", ["g1", "g2", "m1", "m2"], UB_TEXT, lambda s, t, r: BASE[dom(s), dom(t)] + 0.01 * (r - 1))
+    # vision: two tasks, two general encoders and ONE medical one (no Med→Med pair)
+    ub_a = {"v1": 0.70, "v2": 0.72, "w1": 0.80}
+    ub_b = {"v1": 0.60, "v2": 0.64, "w1": 0.90}
+    va = rows_for("rsna", ["v1", "v2", "w1"], ub_a, lambda s, t, r: 0.70)
+    vb = rows_for("vindr-x", ["v1", "v2", "w1"], ub_b, lambda s, t, r: 0.60 if dom(t) == "Med" else 0.50)
+    frame = pd.DataFrame(text + va + vb, columns=list(COLUMNS))
+    frame.attrs["modalities"] = {"report": "text", "rsna": "image", "vindr-x": "image"}
+    return frame
+
+
+def test_table1_text_by_hand(results):
+    t = table1(results)
+    assert list(t.index) == list(DOMAIN_PAIRS)
+    assert t.attrs["n_anchors"] == 100 and t.attrs["method"] == "ortho"
+    text = t["text"]
+    assert text.loc["Gen→Med", "SUB"] == pytest.approx(0.75)
+    assert text.loc["Gen→Med", "TUB"] == pytest.approx(0.83)
+    assert text.loc["Med→Gen", "SUB"] == pytest.approx(0.83)
+    for (s, tt), base in BASE.items():
+        pair = f"{s}→{tt}"
+        assert text.loc[pair, "mean"] == pytest.approx(base)
+        # values base - 0.01, base, base + 0.01 equally often: population std = 0.01 * sqrt(2/3)
+        assert text.loc[pair, "std"] == pytest.approx(0.01 * np.sqrt(2 / 3))
+    assert text.loc["Gen→Med", "change_pct"] == pytest.approx(100 * (0.80 - 0.75) / 0.75)
+    assert text.loc["Med→Gen", "change_pct"] == pytest.approx(100 * (0.75 - 0.83) / 0.83)
+
+
+def test_table1_vision_averages_tasks(results):
+    v = table1(results)["vision"]
+    # SUB Gen: rsna mean(0.70, 0.72) = 0.71, vindr mean(0.60, 0.64) = 0.62 -> 0.665
+    assert v.loc["Gen→Med", "SUB"] == pytest.approx(0.665)
+    # TUB Med: rsna 0.80, vindr 0.90 -> 0.85
+    assert v.loc["Gen→Med", "TUB"] == pytest.approx(0.85)
+    # Gen→Med: rsna all 0.70, vindr all 0.60 -> mean of task means 0.65; pooled std 0.05
+    assert v.loc["Gen→Med", "mean"] == pytest.approx(0.65)
+    assert v.loc["Gen→Med", "std"] == pytest.approx(0.05)
+    # Gen→Gen: rsna 0.70, vindr 0.50 -> 0.60
+    assert v.loc["Gen→Gen", "mean"] == pytest.approx(0.60)
+    assert v.loc["Gen→Gen", "change_pct"] == pytest.approx(100 * (0.60 - 0.665) / 0.665)
+    # Med→Med vision: one medical model, no pair -> NaN throughout
+    assert v.loc["Med→Med"].isna().all()
+
+
+def test_table1_n_anchors_and_method_choice(results):
+    t = table1(results, n_anchors=10)
+    assert t.loc["Gen→Med", ("text", "mean")] == 0.0
+    t = table1(results, method="linear")
+    assert t.loc["Gen→Gen", ("vision", "mean")] == 1.0
+
+
+def test_table1_modality_sources(results):
+    plain = pd.DataFrame(results)
+    plain.attrs = {}
+    with pytest.raises(ValueError, match="needs each task's modality"):
+        table1(plain)
+    mods = {"report": "text", "rsna": "vision", "vindr-x": "vision"}
+    a = table1(plain, modalities=mods)
+    b = table1(plain.assign(modality=plain["task"].map(mods)))
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, table1(results))
+
+
+def test_table1_errors(results):
+    with pytest.raises(ValueError, match="no rows with method='affine'"):
+        table1(results, method="affine")
+    with pytest.raises(ValueError, match="upper_bound"):
+        table1(results[results.method != "upper_bound"])
+    with pytest.raises(ValueError, match="lack columns"):
+        table1(results.drop(columns=["run"]))
+
+
+def test_paper_table1_is_the_papers():
+    p = PAPER_TABLE1
+    assert "paper" in p.attrs["source"]
+    assert p.loc["Gen→Med", ("text", "mean")] == 0.80 and p.loc["Gen→Med", ("text", "std")] == 0.01
+    assert p.loc["Gen→Med", ("text", "change_pct")] == 6
+    assert p.loc["Med→Gen", ("vision", "change_pct")] == -14
+    assert p.loc["Gen→Gen", ("vision", "SUB")] == 0.71
+    assert p.loc["Med→Med", "vision"].isna().all()
+    assert list(p.columns) == list(table1_columns())
+
+
+def table1_columns():
+    return PAPER_TABLE1.columns
+
+
+def test_style_table1(results):
+    html = style_table1(table1(results)).to_html()
+    assert "0.80 ± 0.01" in html  # Gen→Med text: 0.80, std 0.0082 rounds to 0.01
+    assert "▲7%" in html and "#1a7f37" in html  # +6.7 %: green
+    assert "▼10%" in html and "#cf222e" in html  # Med→Gen text −9.6 %: red
+    assert "▼1%" in html and "#6e7781" in html  # Med→Med text −1.2 %: grey
+    assert ">-<" in html  # Med→Med vision missing
+    paper = style_table1(PAPER_TABLE1).to_html()
+    assert "paper" in paper and "▲6%" in paper and "▼14%" in paper
