@@ -49,7 +49,7 @@ def fig3(task_name, encoders):
                                    anchor_pool=anchor_pool, seed=seed, task_params=task_params)
     pool = min(e.anchors.shape[0] for e in task.encoders.values())
     counts = [n for n in anchor_counts if n <= pool]
-    res = stitch_grid(task, ["naive", *methods, "upper_bound"], counts, runs=runs, seed=seed)
+    res = stitch_grid(task, ["naive", *methods, "upper_bound"], counts, runs=runs, seed=seed, progress=False)
     return task, res, pool, counts
 
 

@@ -47,7 +47,7 @@ results, info = experiments.table1_results(
 )
 results.insert(0, "profile", profile)
 book.write_results(results)
-ours = tables.table1(results)
+ours = tables.table1(results, method=table_method)
 Markdown(experiments.describe_encoders(info["domains"])
          + f"\n\nTransform `{table_method}` with {info['n_anchors']} anchors (the paper: `ortho`, 2500); "
          f"{runs} runs; profile `{profile}`.")

@@ -189,6 +189,14 @@ def table1_long(frame) -> pd.DataFrame:
     columns modality ("text" | "vision"), pair ("Gen→Med" …), SUB, alignment, alignment_std,
     TUB, change_pct (percent change of the alignment against SUB)."""
     df = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+    if isinstance(df.columns, pd.MultiIndex):  # semalign.tables: index domain pair, columns (modality, stat)
+        rows = []
+        for pair in df.index:
+            for m in df.columns.get_level_values(0).unique():
+                r = df.loc[pair, m]
+                rows.append({"modality": m, "pair": pair, "SUB": r.get("SUB"), "alignment": r.get("mean"),
+                             "alignment_std": r.get("std"), "TUB": r.get("TUB"), "change_pct": r.get("change_pct")})
+        df = pd.DataFrame(rows)
     df = df.reset_index() if not {"modality", "pair"} <= {str(c).lower() for c in df.columns} else df.copy()
     df = df.rename(columns={c: _COLS.get(str(c).lower(), c) for c in df.columns})
     missing = [c for c in ("modality", "pair", "SUB", "alignment", "TUB") if c not in df.columns]
@@ -200,8 +208,6 @@ def table1_long(frame) -> pd.DataFrame:
         df["alignment_std"] = float("nan")
     if "change_pct" not in df.columns:
         df["change_pct"] = 100 * (df["alignment"] - df["SUB"]) / df["SUB"]
-    elif df["change_pct"].abs().max() <= 1.0 and (df["alignment"] != df["SUB"]).any():
-        df["change_pct"] = 100 * df["change_pct"]  # a fraction, not a percentage
     return df[["modality", "pair", "SUB", "alignment", "alignment_std", "TUB", "change_pct"]]
 
 
