@@ -300,3 +300,11 @@ def test_registry_dim_mismatch_is_reported(tiny):
                                    "domain": "general", "dim": 999})
     with pytest.raises(EncoderError, match="dim 999"):
         get_encoder("wrong-dim", device="cpu")
+
+
+def test_cpu_outputs_are_deterministic_across_calls_and_batch_sizes(tiny):
+    enc = get_encoder(str(tiny["bert"]), device="cpu")
+    texts = [SHORT, LONG, "mild cardiomegaly .", "no pleural effusion ."]
+    a = enc.embed(texts, batch_size=4, progress=False)
+    assert np.array_equal(a, enc.embed(texts, batch_size=4, progress=False))  # bit for bit
+    np.testing.assert_allclose(a, enc.embed(texts, batch_size=1, progress=False), atol=1e-5)

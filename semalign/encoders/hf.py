@@ -224,7 +224,8 @@ class HFEncoder(Encoder):
             if self._weights_sha256 is None:
                 self._weights_sha256 = weights_sha256(self.source)
             fp["weights_sha256"] = self._weights_sha256
-            fp.pop("id", None) if self.spec.get("_source") == "local folder" else None
+            if self.spec.get("_source") == "local folder":
+                fp.pop("id", None)  # a folder's path is not its identity; its weights are
         else:
             commit = getattr(self.model.config, "_commit_hash", None)
             fp["revision"] = commit or self.spec.get("revision") or "main"
