@@ -94,6 +94,31 @@ class NotFittedError(ValueError, AttributeError):
 # --------------------------------------------------------------------------------------
 
 
+class _lapack_threads:
+    """Run a CPU LAPACK factorisation of a small matrix on one thread.
+
+    Measured here (MKL, 2 cores shared with other jobs, load ≈ 8): ``torch.linalg.svd`` of a
+    384×384 float32 matrix took 578 ms on 2 threads and 19 ms on 1; ``lstsq`` (gelsd) 544 vs
+    80 ms. MKL's threaded LAPACK spins at barriers when a thread is descheduled; below
+    ~1,000 columns one thread loses little even on an idle machine. Larger problems keep
+    torch's thread count.
+    """
+
+    def __init__(self, *tensors: torch.Tensor) -> None:
+        self.one = all(t.device.type == "cpu" for t in tensors) and max(
+            min(t.shape[-2:]) for t in tensors
+        ) <= 1024
+        self.before = torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        if self.one and self.before != 1:
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.one and self.before != 1:
+            torch.set_num_threads(self.before)
+
+
 def svd(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Thin SVD ``a = U diag(S) Vh`` of a (m, n) tensor: U (m, k), S (k,), Vh (k, n), k=min(m,n).
 
@@ -102,7 +127,8 @@ def svd(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gesvd driver and returns tensors on ``a``'s device and dtype.
     """
     try:
-        return torch.linalg.svd(a, full_matrices=False)
+        with _lapack_threads(a):
+            return torch.linalg.svd(a, full_matrices=False)
     except (torch.linalg.LinAlgError, RuntimeError) as err:
         if isinstance(err, RuntimeError) and "converge" not in str(err).lower():
             raise
@@ -132,16 +158,23 @@ def _min_norm_from_svd(
 def min_norm_lstsq(x: torch.Tensor, y: torch.Tensor, route: str = "auto") -> torch.Tensor:
     """Minimum-norm solution R (d1, d2) of ``min ||x R - y||_F`` for x (N, d1), y (N, d2).
 
-    Rank-safe on every device: CPU uses LAPACK gelsd (SVD based); other devices use an
-    explicit SVD pseudo-inverse, because ``torch.linalg.lstsq`` on CUDA only offers gels,
-    which silently assumes full rank (wrong for N < d1 or zero-padded anchors).
-    ``route``: ``"auto"`` (as above), ``"gelsd"`` (CPU only) or ``"svd"`` (any device).
+    Rank-safe on every device: the default route is an explicit SVD pseudo-inverse (singular
+    values below eps·max(N, d1)·s_max count as zero, gelsd's default cut-off), with the gesvd
+    fallback of :func:`svd`. ``route="gelsd"`` uses LAPACK gelsd (CPU only; same answer,
+    1.5× slower here). Never gels (``torch.linalg.lstsq`` on CUDA): it silently assumes full
+    rank, wrong for N < d1 or zero-padded anchors. Nor gelsy, torch's CPU default (so
+    latentis's): measured here, torch 2.13 gelsy returns wrong and run-to-run different
+    solutions for a tall matrix with zero columns (20×15, rank 10: 18 of 30 calls off by up
+    to 1.7), exactly the zero-padded case.
+    ``route``: ``"auto"``/``"svd"`` or ``"gelsd"``.
     """
     if route not in ("auto", "gelsd", "svd"):
         raise ValueError(f"route must be 'auto', 'gelsd' or 'svd'; got {route!r}")
-    if route == "gelsd" or (route == "auto" and x.device.type == "cpu"):
+    if route == "gelsd":
+        driver = route
         try:
-            return torch.linalg.lstsq(x, y, driver="gelsd").solution
+            with _lapack_threads(x, y):
+                return torch.linalg.lstsq(x, y, driver=driver).solution
         except (torch.linalg.LinAlgError, RuntimeError):
             pass  # fall through to the SVD route, which has its own gesvd fallback
     u, s, vh = svd(x)

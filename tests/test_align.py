@@ -152,14 +152,15 @@ def test_drop_mean_direction_keeps_the_problem_and_fixes_tiny_n(rng):
 
 def test_linear_is_minimum_norm_when_rank_deficient(rng):
     xa, ya = rng.normal(size=(20, 50)), rng.normal(size=(20, 30))
-    for route in ("gelsd", "svd"):
+    for route in ("auto", "gelsd", "svd"):
         r = align.min_norm_lstsq(torch.from_numpy(xa), torch.from_numpy(ya), route=route).numpy()
         np.testing.assert_allclose(r, np.linalg.pinv(xa) @ ya, atol=1e-10)
     # zero-padded columns (rank-deficient by construction): their rows of R must be zero
     xz = np.hstack([xa[:, :10], np.zeros((20, 5))])
-    r = align.min_norm_lstsq(torch.from_numpy(xz), torch.from_numpy(ya), route="svd").numpy()
-    np.testing.assert_allclose(r[10:], 0, atol=1e-12)
-    np.testing.assert_allclose(r, np.linalg.pinv(xz) @ ya, atol=1e-10)
+    for route in ("auto", "gelsd", "svd"):
+        r = align.min_norm_lstsq(torch.from_numpy(xz), torch.from_numpy(ya), route=route).numpy()
+        np.testing.assert_allclose(r[10:], 0, atol=1e-12)
+        np.testing.assert_allclose(r, np.linalg.pinv(xz) @ ya, atol=1e-10)
 
 
 def test_procrustes_state_reference(rng):
@@ -343,6 +344,13 @@ def test_constant_feature_keeps_scale_one(rng):
         t = Translator(method, steps=10).fit(xa.astype(np.float32), ya.astype(np.float32))
         assert float(t.scaling_x_["std"][2]) == 1.0 and float(t.scaling_y_["std"][0]) == 1.0
         assert np.isfinite(t.transform(xa.astype(np.float32))).all()
+
+
+def test_lapack_threads_restored(rng):
+    before = torch.get_num_threads()
+    xa, ya = pair(rng, 40, 6, 9)
+    Translator("l-ortho").fit(xa, ya)
+    assert torch.get_num_threads() == before
 
 
 def test_svd_falls_back_to_gesvd(rng, monkeypatch):
