@@ -200,9 +200,8 @@ def standard_scaling_state(x: torch.Tensor) -> State:
     10·eps(dtype)·max(1, |mean|), i.e. rounding noise — keeps std 1, so it is only centred
     (latentis does the same; otherwise NaN/inf reach the SVD and it "does not converge").
     """
-    x64 = x.to(torch.float64)
-    mean = x64.mean(dim=0)
-    std = x64.std(dim=0, unbiased=True)
+    var, mean = torch.var_mean(x.to(torch.float64), dim=0, correction=1)
+    std = var.sqrt()
     tiny = 10 * torch.finfo(x.dtype).eps * torch.clamp(mean.abs(), min=1.0)
     std = torch.where(std <= tiny, torch.ones_like(std), std)
     return {"mean": mean.to(x.dtype), "std": std.to(x.dtype)}
@@ -455,8 +454,9 @@ def _to_tensor(
         )
     if device is not None:
         t = t.to(device)
-    bad = ~torch.isfinite(t)
-    if bool(bad.any()):
+    # fast path: one reduction; NaN/inf always make the sum non-finite (overflow may too,
+    # so a non-finite sum is confirmed element-wise)
+    if not bool(torch.isfinite(t.sum())) and bool((bad := ~torch.isfinite(t)).any()):
         rows = torch.nonzero(bad.any(dim=1)).flatten()[:5].tolist()
         raise ValueError(
             f"{name} (shape {shape_hint}) contains {int(bad.sum())} NaN/inf values "
