@@ -95,27 +95,30 @@ class NotFittedError(ValueError, AttributeError):
 
 
 class _lapack_threads:
-    """Run a CPU LAPACK factorisation of a small matrix on one thread.
+    """Run CPU LAPACK factorisations (SVD, gelsd) on ``SEMALIGN_LAPACK_THREADS`` threads (default 1).
 
-    Measured here (MKL, 2 cores shared with other jobs, load ≈ 8): ``torch.linalg.svd`` of a
-    384×384 float32 matrix took 578 ms on 2 threads and 19 ms on 1; ``lstsq`` (gelsd) 544 vs
-    80 ms. MKL's threaded LAPACK spins at barriers when a thread is descheduled; below
-    ~1,000 columns one thread loses little even on an idle machine. Larger problems keep
+    Measured here (MKL, 2 cores shared with other jobs): ``torch.linalg.svd`` of a 384×384
+    float32 matrix took 578 ms on 2 threads and 19 ms on 1; of a 4096×4096 one 97 s vs 22 s;
+    gelsd 500×384: 544 vs 80 ms. MKL's threaded LAPACK spins at barriers whenever one of its
+    threads is descheduled, so on a shared machine one thread wins by far; on an idle
+    many-core machine, set ``SEMALIGN_LAPACK_THREADS`` higher for large d. GEMMs keep
     torch's thread count.
     """
 
     def __init__(self, *tensors: torch.Tensor) -> None:
-        self.one = all(t.device.type == "cpu" for t in tensors) and max(
-            min(t.shape[-2:]) for t in tensors
-        ) <= 1024
+        import os
+
+        want = int(os.environ.get("SEMALIGN_LAPACK_THREADS", "1") or 1)
         self.before = torch.get_num_threads()
+        cpu = all(t.device.type == "cpu" for t in tensors)
+        self.threads = max(1, min(want, self.before)) if cpu else self.before
 
     def __enter__(self) -> None:
-        if self.one and self.before != 1:
-            torch.set_num_threads(1)
+        if self.threads != self.before:
+            torch.set_num_threads(self.threads)
 
     def __exit__(self, *exc: object) -> None:
-        if self.one and self.before != 1:
+        if self.threads != self.before:
             torch.set_num_threads(self.before)
 
 
