@@ -95,20 +95,22 @@ class NotFittedError(ValueError, AttributeError):
 
 
 class _lapack_threads:
-    """Run CPU LAPACK factorisations (SVD, gelsd) on ``SEMALIGN_LAPACK_THREADS`` threads (default 1).
+    """Run CPU factorisations (SVD, gelsd) and the affine Adam loop on ``SEMALIGN_ALIGN_THREADS``
+    threads (default 1).
 
     Measured here (MKL, 2 cores shared with other jobs): ``torch.linalg.svd`` of a 384×384
     float32 matrix took 578 ms on 2 threads and 19 ms on 1; of a 4096×4096 one 97 s vs 22 s;
     gelsd 500×384: 544 vs 80 ms. MKL's threaded LAPACK spins at barriers whenever one of its
-    threads is descheduled, so on a shared machine one thread wins by far; on an idle
-    many-core machine, set ``SEMALIGN_LAPACK_THREADS`` higher for large d. GEMMs keep
-    torch's thread count.
+    threads is descheduled, so on a shared machine one thread wins by far. The affine loop (300
+    small dependent GEMMs, each ending at a barrier) suffers the same: 30 steps at d=384 took
+    1.58 s on 2 threads, 0.39 s on 1. On an idle many-core machine set
+    ``SEMALIGN_ALIGN_THREADS`` higher for large d.
     """
 
     def __init__(self, *tensors: torch.Tensor) -> None:
         import os
 
-        want = int(os.environ.get("SEMALIGN_LAPACK_THREADS", "1") or 1)
+        want = int(os.environ.get("SEMALIGN_ALIGN_THREADS", "1") or 1)
         self.before = torch.get_num_threads()
         cpu = all(t.device.type == "cpu" for t in tensors)
         self.threads = max(1, min(want, self.before)) if cpu else self.before
@@ -362,7 +364,7 @@ def affine_adam_gram(
     gb = torch.empty_like(b)
     w.grad, b.grad = gw, gb
     opt = _adam([w, b], lr=lr, betas=betas, eps=eps)
-    with torch.no_grad():
+    with torch.no_grad(), _lapack_threads(x):
         for _ in range(steps):
             if low_rank:
                 torch.matmul(w @ x.mT, x, out=gw)
