@@ -1,0 +1,300 @@
+"""Medical stand-in encoders for the offline profile, fitted here on training pools only.
+
+No medical encoder ships in a package registry, so the offline profile fits its own and
+names them ``medical (stand-in)`` everywhere their numbers appear. Each is fitted once, on
+data that never includes a test item, and the fitted parameters are cached in
+``$SEMALIGN_CACHE/standins/`` (atomic writes; a damaged file is refitted, never used).
+
+Kinds (``semalign/encoders/registry_standins.yml``):
+
+* ``tfidf-mesh`` — radiology text: word 1–2-gram TF-IDF -> a hidden layer trained to predict
+  the MeSH major-term heads of the Open-i training pool (every report not in the openi-5class
+  test set), with sigmoid outputs and BCE; the hidden layer (tanh) is the embedding. It learns
+  which words go with which findings from in-domain supervision, as medical models do.
+* ``tfidf-svd`` — radiology text, unsupervised: TF-IDF -> truncated SVD (LSA) fitted on the
+  same training pool. Weak by design (an in-domain vocabulary, no supervision).
+* ``synthcxr-cnn`` — SynthCXR images: a small CNN trained for about a minute on CPU to
+  predict the eleven findings of SynthCXR training images (their own seed stream, never a
+  task's test images); the global-pooled penultimate layer is the embedding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semalign._io import atomic_write_bytes
+from semalign.encoders.base import Encoder, EncoderError, register_kind
+from semalign.paths import cache_dir
+
+FIT_VERSION = 1
+
+
+def _fit_path(kind: str, params: dict) -> Path:
+    h = hashlib.sha256(json.dumps({"kind": kind, "v": FIT_VERSION, **params}, sort_keys=True, default=str).encode())
+    return cache_dir() / "standins" / f"{kind}-{h.hexdigest()[:16]}.npz"
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """A cached fit, or None when absent or damaged (then it is refitted)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+        want = d.pop("_sha256").tobytes().decode()
+        got = hashlib.sha256(b"".join(d[k].tobytes() for k in sorted(d))).hexdigest()
+        return d if got == want else None
+    except Exception:  # noqa: BLE001 — any unreadable cache file is simply refitted
+        return None
+
+
+def _save_npz(path: Path, d: dict[str, np.ndarray]) -> None:
+    sha = hashlib.sha256(b"".join(d[k].tobytes() for k in sorted(d))).hexdigest()
+    buf = io.BytesIO()
+    np.savez(buf, _sha256=np.frombuffer(sha.encode(), dtype=np.uint8), **d)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _digest(d: dict[str, np.ndarray]) -> str:
+    return hashlib.sha256(b"".join(d[k].tobytes() for k in sorted(d))).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# text: the Open-i training pool
+# --------------------------------------------------------------------------------------------
+def openi_training_pool(seed: int = 0) -> tuple[list[str], list[list[str]], list[str]]:
+    """Texts, MeSH heads and ids of every Open-i report outside the openi-5class test set
+    (same sentence removal as the task, so the encoder sees the task's text distribution)."""
+    from semalign.data import openi
+    from semalign.data.tasks import get_task
+
+    task = get_task("openi-5class", seed=seed)
+    df = openi.parse_reports()
+    heads = {r.id: sorted({t.split("/")[0].strip().lower() for t in r.mesh_major}) for r in df.itertuples()}
+    test = set(task.test["id"])
+    pool = task.anchors[~task.anchors["id"].isin(test)]
+    return list(pool["input"]), [heads[i] for i in pool["id"]], list(pool["id"])
+
+
+def _tfidf_arrays(texts: list[str], max_features: int) -> dict[str, np.ndarray]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    v = TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=max_features, sublinear_tf=True)
+    v.fit(texts)
+    vocab = sorted(v.vocabulary_, key=v.vocabulary_.get)
+    return {"vocab": np.array(vocab), "idf": v.idf_.astype(np.float32)}
+
+
+def _tfidf_from(d: dict[str, np.ndarray]):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    v = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, vocabulary={w: i for i, w in enumerate(d["vocab"].tolist())})
+    v.fit(["x"])  # sets up the vocabulary; idf replaced below
+    v.idf_ = d["idf"].astype(np.float64)
+    return v
+
+
+class _TextStandin(Encoder):
+    default_batch_size = 256
+
+    def __init__(self, *a, fit: dict[str, np.ndarray], **kw):
+        super().__init__(*a, **kw)
+        self._fit = fit
+        self._vec = _tfidf_from(fit)
+        self._sha = _digest(fit)
+
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "weights_sha256": self._sha}
+
+    def _features(self, batch: list[str]) -> np.ndarray:
+        return self._vec.transform(batch)
+
+
+class TfidfMeshEncoder(_TextStandin):
+    """TF-IDF -> tanh hidden layer trained on MeSH heads; embedding = hidden layer (dim)."""
+
+    def _embed_batch(self, batch):
+        X = self._features(batch)
+        return np.tanh(X @ self._fit["W1"] + self._fit["b1"]).astype(np.float32)
+
+
+class TfidfSvdEncoder(_TextStandin):
+    """TF-IDF -> truncated SVD components (LSA)."""
+
+    def _embed_batch(self, batch):
+        return np.asarray(self._features(batch) @ self._fit["components"].T, dtype=np.float32)
+
+
+def fit_tfidf_mesh(dim: int = 128, max_features: int = 5000, min_term_count: int = 5, epochs: int = 150,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """Fit (or load from the cache) the tfidf-mesh stand-in on the Open-i training pool."""
+    params = {"dim": dim, "max_features": max_features, "min_term_count": min_term_count, "epochs": epochs, "seed": seed}
+    path = _fit_path("tfidf-mesh", params)
+    if (d := _load_npz(path)) is not None:
+        return d
+    import torch
+
+    texts, heads, _ = openi_training_pool(seed)
+    d = _tfidf_arrays(texts, max_features)
+    X = _tfidf_from(d).transform(texts).tocoo()
+    counts: dict[str, int] = {}
+    for h in heads:
+        for t in h:
+            counts[t] = counts.get(t, 0) + 1
+    terms = sorted(t for t, c in counts.items() if c >= min_term_count)
+    Y = np.array([[t in set(h) for t in terms] for h in heads], np.float32)
+    g = torch.Generator().manual_seed(seed)
+    Xt = torch.sparse_coo_tensor(np.vstack([X.row, X.col]).astype(np.int64), X.data.astype(np.float32), X.shape).coalesce()
+    Yt = torch.from_numpy(Y)
+    W1 = torch.nn.Parameter(torch.randn(X.shape[1], dim, generator=g) * 0.01)
+    b1 = torch.nn.Parameter(torch.zeros(dim))
+    W2 = torch.nn.Parameter(torch.randn(dim, len(terms), generator=g) * (1 / dim ** 0.5))
+    b2 = torch.nn.Parameter(torch.zeros(len(terms)))
+    opt = torch.optim.Adam([W1, b1, W2, b2], lr=1e-2)
+    pos = Yt.mean(0).clamp(min=1e-3)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=((1 - pos) / pos).clamp(max=20.0))
+    for _ in range(epochs):  # full batch: 3.4k sparse rows, a fraction of a second per epoch
+        opt.zero_grad()
+        h = torch.tanh(torch.sparse.mm(Xt, W1) + b1)
+        loss = loss_fn(h @ W2 + b2, Yt) + 1e-5 * W1.pow(2).sum()
+        loss.backward()
+        opt.step()
+    d.update(W1=W1.detach().numpy().astype(np.float32), b1=b1.detach().numpy().astype(np.float32),
+             terms=np.array(terms))
+    _save_npz(path, d)
+    return d
+
+
+def fit_tfidf_svd(dim: int = 256, max_features: int = 5000, seed: int = 0) -> dict[str, np.ndarray]:
+    params = {"dim": dim, "max_features": max_features, "seed": seed}
+    path = _fit_path("tfidf-svd", params)
+    if (d := _load_npz(path)) is not None:
+        return d
+    from sklearn.decomposition import TruncatedSVD
+
+    texts, _, _ = openi_training_pool(seed)
+    d = _tfidf_arrays(texts, max_features)
+    X = _tfidf_from(d).transform(texts)
+    svd = TruncatedSVD(n_components=min(dim, X.shape[1] - 1), random_state=seed).fit(X)
+    d["components"] = svd.components_.astype(np.float32)
+    _save_npz(path, d)
+    return d
+
+
+@register_kind("tfidf-mesh")
+def build_tfidf_mesh(spec: dict, device: str) -> Encoder:
+    fit = fit_tfidf_mesh(dim=int(spec.get("dim", 128)), epochs=int(spec.get("epochs", 150)))
+    return TfidfMeshEncoder.from_spec({**spec, "dim": fit["W1"].shape[1]}, device="cpu", fit=fit)
+
+
+@register_kind("tfidf-svd")
+def build_tfidf_svd(spec: dict, device: str) -> Encoder:
+    fit = fit_tfidf_svd(dim=int(spec.get("dim", 256)))
+    return TfidfSvdEncoder.from_spec({**spec, "dim": fit["components"].shape[0]}, device="cpu", fit=fit)
+
+
+# --------------------------------------------------------------------------------------------
+# images: a small CNN trained on SynthCXR training images
+# --------------------------------------------------------------------------------------------
+CNN_INPUT = 96
+TRAIN_SEED = 910_000  # SynthCXR seed stream of the stand-in's training images (no task uses it)
+
+
+def _cnn(width: int = 32):
+    import torch.nn as nn
+
+    def block(i, o):
+        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True),
+                             nn.MaxPool2d(2))
+
+    from semalign.data.synthcxr import FINDINGS
+
+    feat = nn.Sequential(block(1, width), block(width, width * 2), block(width * 2, width * 4),
+                         block(width * 4, width * 4), nn.Conv2d(width * 4, width * 8, 3, padding=1), nn.ReLU(inplace=True),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return feat, nn.Linear(width * 8, len(FINDINGS))
+
+
+def _prep(images: list, size: int = CNN_INPUT) -> np.ndarray:
+    """Images (paths or arrays) -> float32 (n, 1, size, size) in [0, 1]."""
+    from PIL import Image
+
+    from semalign.images import read_image
+
+    out = np.empty((len(images), 1, size, size), np.float32)
+    for i, im in enumerate(images):
+        a = read_image(im, mode="gray")
+        if a.shape != (size, size):
+            a = np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR))
+        out[i, 0] = a / 255.0
+    return out
+
+
+def fit_synthcxr_cnn(n_train: int = 4000, epochs: int = 6, width: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
+    params = {"n_train": n_train, "epochs": epochs, "width": width, "seed": seed, "input": CNN_INPUT}
+    path = _fit_path("synthcxr-cnn", params)
+    if (d := _load_npz(path)) is not None:
+        return d
+    import torch
+
+    from semalign.data.synthcxr import FINDINGS, generate
+
+    torch.manual_seed(seed)
+    # a richer mix than the default prevalence, so every finding has examples to learn from
+    b = generate(n_train, seed=TRAIN_SEED + seed, size=224, prevalence=0.15)
+    X = torch.from_numpy(_prep(list(b.images)))
+    Y = torch.from_numpy(b.labels[list(FINDINGS)].to_numpy().astype(np.float32))
+    feat, head = _cnn(width)
+    model = torch.nn.Sequential(feat, head)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    g = torch.Generator().manual_seed(seed)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(X), generator=g)
+        for i in range(0, len(X), 64):
+            idx = perm[i:i + 64]
+            opt.zero_grad()
+            loss_fn(model(X[idx]), Y[idx]).backward()
+            opt.step()
+    model.eval()
+    d = {k: v.detach().numpy().copy() for k, v in feat.state_dict().items()}
+    d = {f"feat.{k}": v for k, v in d.items()}
+    _save_npz(path, d)
+    return d
+
+
+class SynthCxrCnnEncoder(Encoder):
+    """Global-average-pooled last conv features of the SynthCXR-trained CNN (8 * width dims)."""
+
+    default_batch_size = 64
+
+    def __init__(self, *a, fit: dict[str, np.ndarray], width: int, **kw):
+        super().__init__(*a, **kw)
+        import torch
+
+        self._sha = _digest(fit)
+        self._feat, _ = _cnn(width)
+        self._feat.load_state_dict({k[5:]: torch.from_numpy(np.array(v)) for k, v in fit.items()}, strict=True)
+        self._feat.eval()
+
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "weights_sha256": self._sha, "input": CNN_INPUT}
+
+    def _embed_batch(self, batch):
+        import torch
+
+        return self._feat(torch.from_numpy(_prep(batch)))
+
+
+@register_kind("synthcxr-cnn")
+def build_synthcxr_cnn(spec: dict, device: str) -> Encoder:
+    width = int(spec.get("width", 32))
+    fit = fit_synthcxr_cnn(n_train=int(spec.get("n_train", 4000)), epochs=int(spec.get("epochs", 6)), width=width)
+    return SynthCxrCnnEncoder.from_spec({**spec, "dim": 8 * width}, device="cpu", fit=fit, width=width)
