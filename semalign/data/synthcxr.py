@@ -288,7 +288,7 @@ def _render_chunk(cases: list[dict], size: int) -> tuple[np.ndarray, list[dict]]
     ha = 0.5 * hw
     hcx = 0.5 + hw / 6.0
     hb = ha * P["heart_h"]
-    hcy = 0.5 * (P["y_base_r"] + P["y_base_l"]) - 0.3 * hb - 0.5 * P["dome"]
+    hcy = 0.5 * (P["y_base_r"] + P["y_base_l"]) - 0.35 * hb - P["dome"]
     e = ((x - hcx) / ha) ** 2 + ((y - hcy) / hb) ** 2                     # (n,H,W)
     heart = _soft(1 - e, 0.08)
     # mediastinum (upper, narrower) and aortic knob on the patient's left

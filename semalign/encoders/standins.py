@@ -237,7 +237,10 @@ def _prep(images: list, size: int = CNN_INPUT) -> np.ndarray:
 
 
 def fit_synthcxr_cnn(n_train: int = 4000, epochs: int = 6, width: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
-    params = {"n_train": n_train, "epochs": epochs, "width": width, "seed": seed, "input": CNN_INPUT}
+    from semalign.data.tasks import SYNTHCXR_VERSION
+
+    params = {"n_train": n_train, "epochs": epochs, "width": width, "seed": seed, "input": CNN_INPUT,
+              "generator_version": SYNTHCXR_VERSION}
     path = _fit_path("synthcxr-cnn", params)
     if (d := _load_npz(path)) is not None:
         return d
