@@ -130,14 +130,15 @@ def _read_header(p: Path) -> list[str]:
     return [c.strip().strip('"') for c in line.rstrip("\r\n").split(",")]
 
 
-def check_columns(p: Path, expected: list[str], dataset: str) -> None:
-    """Raise DataError when the label file's header lacks an expected column or has others."""
+def check_columns(p: Path, expected: list[str], dataset: str, exact: bool = True) -> None:
+    """Raise DataError when the label file's header lacks an expected column, or (``exact``)
+    has others."""
     try:
         got = _read_header(p)
     except (OSError, UnicodeDecodeError, EOFError) as e:
         raise DataError(f"{dataset}: cannot read {p} ({type(e).__name__}: {e}); download it again.") from None
     missing = [c for c in expected if c not in got]
-    extra = [c for c in got if c not in expected]
+    extra = [c for c in got if c not in expected] if exact else []
     if missing or extra:
         raise DataError(
             f"{dataset}: {p.name} has unexpected columns (missing: {missing or 'none'}; unexpected: "
@@ -161,7 +162,7 @@ def check_file(m: dict, folder: Path | None, f: dict, *, verify: bool = True) ->
             return FileStatus(f["path"], "checksum failed", f"sha256 {got[:12]}…, expected {f['sha256'][:12]}…")
     if f.get("columns"):
         try:
-            check_columns(p, f["columns"], m["name"])
+            check_columns(p, f["columns"], m["name"], exact=f.get("columns_exact", True))
         except DataError as e:
             return FileStatus(f["path"], "bad columns", str(e))
     return FileStatus(f["path"], "present" if f.get("sha256") else "present (no stable sha256)")

@@ -51,14 +51,7 @@ def read_table(dataset: str, folder: Path, path: str) -> pd.DataFrame:
     spec = _file_spec(dataset, path)
     p = folder / path
     if spec.get("columns"):
-        if spec.get("columns_exact", True):
-            check_columns(p, spec["columns"], dataset)
-        else:
-            df_head = pd.read_csv(p, nrows=0)
-            missing = [c for c in spec["columns"] if c not in df_head.columns]
-            if missing:
-                raise DataError(f"{dataset}: {path} lacks the columns {missing} (has {list(df_head.columns)}); "
-                                f"this is not the file the manifest describes — check the dataset version.")
+        check_columns(p, spec["columns"], dataset, exact=spec.get("columns_exact", True))
     try:
         return pd.read_csv(p)
     except Exception as e:  # noqa: BLE001 — pandas raises many types for damaged files
@@ -70,7 +63,7 @@ def draw(ids: np.ndarray, k: int, rng: np.random.Generator, what: str) -> np.nda
     ids = np.sort(np.asarray(ids))
     if k > len(ids):
         raise DataError(f"{what}: the recipe asks for {k} samples but only {len(ids)} exist in this copy. "
-                        f"Lower the count (e.g. n_per_class={len(ids)}) or check that the copy is complete.")
+                        f"Lower the count to at most {len(ids)} or check that the copy is complete.")
     return rng.permutation(ids)[:k]
 
 
@@ -117,7 +110,7 @@ def _open_reports(folder: Path) -> zipfile.ZipFile | None:
     return None
 
 
-def mimic_5x200(n_per_class: int = 200, n_train_per_class: int = 200, seed: int = 0,
+def mimic_5x200(n_per_class: int = 200, n_train_per_class: int = 200, n_anchors: int = 2500, seed: int = 0,
                 path: str | None = None) -> Task:
     folder = require("mimic-cxr", path, files=["mimic-cxr-2.0.0-chexpert.csv.gz", "mimic-cxr-2.0.0-split.csv.gz"])
     lab = read_table("mimic-cxr", folder, "mimic-cxr-2.0.0-chexpert.csv.gz")
@@ -143,10 +136,12 @@ def mimic_5x200(n_per_class: int = 200, n_train_per_class: int = 200, seed: int 
         return pd.DataFrame(rows).sort_values("id").reset_index(drop=True)
 
     test, train = frame(test_ids), frame(train_ids)
-    pairs = mimic_pairs(n=2000, seed=seed, path=path)
-    anchors = pairs.rename(columns={"text": "input"})[["id", "input"]]
-    anchors = anchors[~anchors["id"].isin(set(test["id"]))].reset_index(drop=True)
-    recipe = {"n_per_class": n_per_class, "n_train_per_class": n_train_per_class, "seed": seed, "version": 1}
+    # anchors: reports of train-split studies (the paper draws anchors from the training set)
+    pool = lab.loc[lab["split"] == "train", "study_id"].drop_duplicates().to_numpy()
+    pick = draw(pool, min(n_anchors, len(pool)), rng, "mimic-5x200 anchors")
+    anchors = frame([(None, pick)])[["id", "input"]]
+    recipe = {"n_per_class": n_per_class, "n_train_per_class": n_train_per_class, "n_anchors": n_anchors,
+              "seed": seed, "version": 1}
     return Task("mimic-5x200", "text", list(MIMIC5), train, test, anchors, recipe_key("mimic-5x200", recipe),
                 "MIMIC-5x200 (MedCLIP recipe), findings + impression", recipe)
 

@@ -1,0 +1,259 @@
+"""Manifests, `semalign data check`, and the recipes of the paper's datasets on fake fixture
+files (right column names, made-up ids: no content of any real dataset)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from semalign.cli import main
+from semalign.data import DataError, get_pairs, get_task, list_datasets, load_dataset
+from semalign.data import manifests as M
+from semalign.data.recipes import MIMIC5, VINDR6
+
+EXPECTED = {"mimic-cxr", "rsna-pneumonia", "vindr-cxr", "iu-xray-openi", "openi-reports-offline", "synthcxr"}
+
+
+@pytest.fixture(autouse=True)
+def _no_local_copies(monkeypatch):
+    for var in ("SEMALIGN_DATA", "SEMALIGN_MIMIC_CXR", "SEMALIGN_RSNA", "SEMALIGN_VINDR_CXR", "SEMALIGN_IU_XRAY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+# ------------------------------------------------------------------ manifests
+def test_every_manifest_passes_the_schema(repo_root):
+    files = sorted((repo_root / "data_manifests").glob("*.yml"))
+    names = set()
+    for p in files:
+        m = yaml.safe_load(p.read_text())
+        assert M.validate(m, p.name) == []
+        assert p.stem == m["name"]
+        names.add(m["name"])
+    assert names == EXPECTED
+
+
+def test_schema_rejects_bad_manifests():
+    good = M.get_manifest("rsna-pneumonia")
+    assert M.validate({**good, "access": "free"})
+    assert M.validate({k: v for k, v in good.items() if k != "licence"})
+    assert M.validate({**good, "files": [{"path": "x", "description": "y", "sha256": "abc"}]})
+    assert any("access_steps" in e for e in M.validate({k: v for k, v in good.items() if k != "access_steps"}))
+
+
+def test_no_credentialed_content_beside_the_manifests(repo_root):
+    # only Open-i ids (not content) are published beside the manifests
+    extra = [p.name for p in (repo_root / "data_manifests").iterdir() if p.suffix != ".yml"]
+    assert extra == ["openi-5class.test-ids.txt"]
+    ids = (repo_root / "data_manifests" / "openi-5class.test-ids.txt").read_text().split()
+    assert len(ids) == 500 and all(i.startswith("CXR") for i in ids)
+
+
+def test_check_cli_without_local_copies(capsys):
+    assert main(["data", "check", "mimic-cxr", "synthcxr"]) == 0
+    out = capsys.readouterr().out
+    assert "mimic-cxr  [credentialed]  MISSING" in out
+    assert "physionet" in out.lower() and "SEMALIGN_MIMIC_CXR" in out
+    assert "synthcxr  [generated]  READY" in out
+    assert main(["data", "check", "imagenet"]) == 2
+    assert main(["data", "ls"]) == 0
+
+
+# ------------------------------------------------------------------ fake local copies
+def _csv_gz(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt", newline="") as f:
+        df.to_csv(f, index=False)
+
+
+def fake_mimic(root: Path, n: int = 400, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    cols = M.get_manifest("mimic-cxr")["files"][0]["columns"]
+    study = 50_000_000 + np.arange(n)
+    subj = 10_000_000 + np.arange(n) // 2
+    lab = pd.DataFrame({"subject_id": subj, "study_id": study})
+    for c in cols[2:]:
+        lab[c] = rng.choice([np.nan, 0.0, 1.0, -1.0], size=n, p=[0.6, 0.2, 0.1, 0.1])
+    for k, c in enumerate(MIMIC5):  # enough clean positives for each class
+        rows = np.arange(k * 60, k * 60 + 40)
+        lab.loc[rows, list(MIMIC5)] = 0.0
+        lab.loc[rows, c] = 1.0
+    _csv_gz(root / "mimic-cxr-2.0.0-chexpert.csv.gz", lab)
+    dicom = [f"d{i:06d}" for i in range(n)]
+    _csv_gz(root / "mimic-cxr-2.0.0-metadata.csv.gz", pd.DataFrame(
+        {"dicom_id": dicom, "subject_id": subj, "study_id": study, "ViewPosition": rng.choice(["PA", "AP", "LATERAL"], n)}))
+    split = np.where(np.arange(n) % 3 == 0, "test", "train")
+    _csv_gz(root / "mimic-cxr-2.0.0-split.csv.gz", pd.DataFrame(
+        {"dicom_id": dicom, "study_id": study, "subject_id": subj, "split": split}))
+    with zipfile.ZipFile(root / "mimic-cxr-reports.zip", "w") as z:
+        for s, st in zip(subj, study):
+            z.writestr(f"files/p{str(s)[:2]}/p{s}/s{st}.txt",
+                       f"EXAMINATION: CHEST\n\nFINDINGS: fake finding {st}.\n\nIMPRESSION: fake impression.\n")
+    (root / "files/p10/p10000000/s50000000").mkdir(parents=True)
+    (root / "files/p10/p10000000/s50000000/d000000.jpg").write_bytes(b"")
+    return root
+
+
+def fake_rsna(root: Path, n: int = 300, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    pid = [f"fake-{i:05d}" for i in range(n)]
+    y = (np.arange(n) % 3 == 0).astype(int)
+    rows = []
+    for p, t in zip(pid, y):
+        for _ in range(2 if t else 1):  # positives have two boxes
+            rows.append({"patientId": p, "x": rng.integers(100) if t else None, "y": 1.0 if t else None,
+                         "width": 5.0 if t else None, "height": 5.0 if t else None, "Target": t})
+    pd.DataFrame(rows).to_csv(root / "stage_2_train_labels.csv", index=False)
+    return root
+
+
+def fake_vindr(root: Path, n_test: int = 200, n_train: int = 300, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    cols = ["Aortic enlargement", "Atelectasis", "Cardiomegaly", "Lung Opacity", "Pleural thickening",
+            "Pulmonary fibrosis", "Tuberculosis", "No finding"]
+    te = pd.DataFrame({"image_id": [f"t{i:04d}" for i in range(n_test)]})
+    tr = pd.DataFrame({"image_id": np.repeat([f"r{i:04d}" for i in range(n_train)], 3),
+                       "rad_id": np.tile(["R1", "R2", "R3"], n_train)})
+    for c in cols:
+        te[c] = (rng.random(n_test) < 0.2).astype(int)
+        tr[c] = (rng.random(3 * n_train) < 0.1).astype(int)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    te.to_csv(root / "annotations/image_labels_test.csv", index=False)
+    tr.to_csv(root / "annotations/image_labels_train.csv", index=False)
+    return root
+
+
+def test_mimic_5x200_recipe_on_fake_files(tmp_path, monkeypatch):
+    root = fake_mimic(tmp_path / "mimic")
+    monkeypatch.setenv("SEMALIGN_MIMIC_CXR", str(root))
+    t = get_task("mimic-5x200", n_per_class=10, n_train_per_class=20)
+    assert t.test["label"].value_counts().to_dict() == {c: 10 for c in MIMIC5}
+    assert t.test["input"].str.startswith("fake finding").all() and t.test["input"].str.contains("fake impression").all()
+    assert not set(t.test["id"]) & set(t.train["id"]) and not set(t.test["id"]) & set(t.anchors["id"])
+    again = get_task("mimic-5x200", n_per_class=10, n_train_per_class=20)
+    assert list(again.test["id"]) == list(t.test["id"]) and again.dataset_key == t.dataset_key
+    assert list(get_task("mimic-5x200", n_per_class=10, n_train_per_class=20, seed=1).test["id"]) != list(t.test["id"])
+    pairs = get_pairs("mimic-cxr-pairs", n=20, seed=0)
+    assert list(pairs.columns) == ["id", "image", "text"] and pairs["image"].str.endswith(".jpg").all()
+    # every anchor is a frontal view of the train split
+    meta = pd.read_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz").set_index("dicom_id")
+    views = meta.loc[[Path(p).stem for p in pairs["image"]], "ViewPosition"]
+    assert set(views) <= {"PA", "AP"}
+    df = load_dataset("mimic-cxr")
+    assert {"id", "Atelectasis", "split"} <= set(df.columns)
+
+
+def test_recipe_asking_more_than_exists(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMALIGN_MIMIC_CXR", str(fake_mimic(tmp_path / "mimic")))
+    with pytest.raises(DataError, match=r"asks for 200 samples but only \d+ exist"):
+        get_task("mimic-5x200")  # the full 5x200 from 400 fake studies
+    monkeypatch.setenv("SEMALIGN_RSNA", str(fake_rsna(tmp_path / "rsna")))
+    with pytest.raises(DataError, match="asks for 500 samples but only 100 exist"):
+        get_task("rsna-pneumonia")
+
+
+def test_rsna_and_vindr_recipes_on_fake_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMALIGN_RSNA", str(fake_rsna(tmp_path / "rsna")))
+    t = get_task("rsna-pneumonia", n_test_per_class=40, n_train_per_class=30, n_anchors=50)
+    assert t.test["label"].value_counts().to_dict() == {0: 40, 1: 40}
+    assert not set(t.test["id"]) & set(t.anchors["id"]) and not set(t.test["id"]) & set(t.train["id"])
+    assert t.test["input"].str.endswith(".dcm").all()
+    monkeypatch.setenv("SEMALIGN_VINDR_CXR", str(fake_vindr(tmp_path / "vindr")))
+    for slug, col in VINDR6.items():
+        v = get_task(f"vindr-{slug}")
+        te = pd.read_csv(tmp_path / "vindr/annotations/image_labels_test.csv")
+        assert v.test["label"].sum() == te[col].sum() == (v.test["label"] == 0).sum()
+        assert v.test["id"].str.startswith("t").all() and v.anchors["id"].str.startswith("r").all()
+    assert set(load_dataset("vindr-cxr")["split"]) == {"train", "test"}
+
+
+def test_unexpected_label_columns(tmp_path, monkeypatch):
+    root = fake_rsna(tmp_path / "rsna")
+    df = pd.read_csv(root / "stage_2_train_labels.csv").rename(columns={"Target": "label"})
+    df.to_csv(root / "stage_2_train_labels.csv", index=False)
+    monkeypatch.setenv("SEMALIGN_RSNA", str(root))
+    with pytest.raises(DataError, match=r"unexpected columns \(missing: \['Target'\]; unexpected: \['label'\]\)"):
+        get_task("rsna-pneumonia", n_test_per_class=10)
+    assert M.check("rsna-pneumonia")["state"] == "damaged"
+
+
+def test_missing_file_says_what_to_do(tmp_path, monkeypatch):
+    root = fake_mimic(tmp_path / "mimic")
+    (root / "mimic-cxr-2.0.0-split.csv.gz").unlink()
+    monkeypatch.setenv("SEMALIGN_MIMIC_CXR", str(root))
+    with pytest.raises(DataError) as e:
+        get_task("mimic-5x200", n_per_class=5)
+    msg = str(e.value)
+    assert "mimic-cxr-2.0.0-split.csv.gz: missing" in msg and "physionet.org" in msg
+    r = M.check("mimic-cxr")
+    assert r["state"] == "incomplete" and "mimic-cxr-2.0.0-split.csv.gz" in r["next_step"]
+    monkeypatch.delenv("SEMALIGN_MIMIC_CXR")
+    with pytest.raises(DataError, match="no local copy .* is configured.*SEMALIGN_MIMIC_CXR"):
+        load_dataset("mimic-cxr")
+
+
+def test_data_root_default_dir(tmp_path, monkeypatch):
+    fake_rsna(tmp_path / "rsna-pneumonia")
+    monkeypatch.setenv("SEMALIGN_DATA", str(tmp_path))
+    assert M.locate("rsna-pneumonia") == tmp_path / "rsna-pneumonia"
+    r = M.check("rsna-pneumonia")
+    assert r["state"] == "incomplete" and "stage_2_train_images/*.dcm" in r["next_step"]
+    (tmp_path / "rsna-pneumonia" / "stage_2_train_images").mkdir()
+    (tmp_path / "rsna-pneumonia" / "stage_2_train_images" / "fake-00000.dcm").write_bytes(b"")
+    assert M.check("rsna-pneumonia")["state"] == "ready"
+
+
+def test_wrong_checksum(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "iu"
+    (root / "images").mkdir(parents=True)
+    (root / "images" / "CXR1_1_IM-0001-3001.png").write_bytes(b"")
+    (root / "NLMCXR_reports.tgz").write_bytes(b"not the real archive")
+    monkeypatch.setenv("SEMALIGN_IU_XRAY", str(root))
+    r = M.check("iu-xray-openi")
+    assert r["state"] == "damaged" and r["files"][0].status == "checksum failed"
+    with pytest.raises(DataError, match="NLMCXR_reports.tgz: checksum failed"):
+        get_pairs("iu-xray-pairs", n=5)
+    assert main(["data", "check", "iu-xray-openi"]) == 1
+    assert "download again: NLMCXR_reports.tgz (checksum failed)" in capsys.readouterr().out
+
+
+def test_truncated_image_gives_one_clear_message(tmp_path):
+    from PIL import Image
+
+    from semalign.images import ImageReadError, read_image
+
+    p = tmp_path / "x.png"
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(p)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(p.read_bytes()[:40])
+    with pytest.raises(ImageReadError, match="cut.png"):
+        read_image(cut)
+
+
+def test_unknown_names():
+    assert set(list_datasets()) >= {"openi-reports", "synthcxr", "mimic-cxr"}
+    with pytest.raises(DataError, match="unknown task"):
+        get_task("nope")
+    with pytest.raises(DataError, match="unknown dataset"):
+        load_dataset("nope")
+    with pytest.raises(DataError, match="unknown pairs"):
+        get_pairs("nope")
+
+
+def test_synthcxr_tasks_are_balanced_and_disjoint():
+    t = get_task("synthcxr-vindr-cardiomegaly", n_train_per_class=6, n_test_per_class=5, n_pool=8, size=64)
+    assert t.modality == "image" and t.classes == [0, 1]
+    assert t.test["label"].value_counts().to_dict() == {0: 5, 1: 5}
+    assert t.test["input"].iloc[0].shape == (64, 64)
+    assert not set(t.test["id"]) & set(t.anchors["id"]) and set(t.train["id"]) <= set(t.anchors["id"])
+    other = get_task("synthcxr-pneumonia", n_train_per_class=6, n_test_per_class=5, n_pool=8, size=64)
+    assert other.dataset_key != t.dataset_key and not set(other.test["id"]) & set(t.test["id"])
+    df = load_dataset("synthcxr", n=4, size=64)
+    assert {"id", "image", "text", "cardiomegaly", "split"} <= set(df.columns)
