@@ -339,46 +339,50 @@ def stitch_grid(
     tests = {k: torch.from_numpy(np.ascontiguousarray(e.test, dtype=np.float32)) for k, e in task.encoders.items()}
     pools = {k: torch.from_numpy(np.ascontiguousarray(e.anchors, dtype=np.float32)) for k, e in task.encoders.items()}
     need_lin = any(m in methods for m in ("linear", "l-ortho"))
-    for run, n in itertools.product(range(runs), n_list):
-        idx = torch.from_numpy(draws[run][:n])
-        scaling, anchors, reduced, test_s = {}, {}, {}, {}
-        for k in names:
-            a = pools[k][idx]
-            if std_scaling:
-                scaling[k] = align.standard_scaling_state(a)
-                a = align.standardize(a, scaling[k])
-                test_s[k] = align.standardize(tests[k], scaling[k])
-            else:
-                test_s[k] = tests[k]
-            anchors[k] = a
-        if need_lin:
+    # The loop is many small dependent ops; under CPU contention torch's OpenMP threads
+    # wait at barriers (a 500×768 element-wise op took 23 ms on 2 threads): run it on
+    # SEMALIGN_ALIGN_THREADS threads (default 1), see semalign.align._lapack_threads.
+    with align._lapack_threads(*pools.values()):
+        for run, n in itertools.product(range(runs), n_list):
+            idx = torch.from_numpy(draws[run][:n])
+            scaling, anchors, reduced, test_s = {}, {}, {}, {}
             for k in names:
-                # centred anchors: drop the ones-direction (see align.drop_mean_direction)
-                reduced[k] = align.drop_mean_direction(anchors[k], anchors[k])[0] if std_scaling else anchors[k]
-        for s in names:
-            x = anchors[s]
-            svd_s = align.svd(reduced[s]) if need_lin else None
-            rcond = align._rcond(x.dtype, tuple(reduced[s].shape)) if need_lin else 0.0
-            gram = x.mT @ x if ("affine" in methods and 2 * n >= x.shape[1]) else None
-            for t in names:
-                if t == s:
-                    continue
-                y = anchors[t]
-                r_lin = align._min_norm_from_svd(*svd_s, reduced[t], rcond) if need_lin else None
-                for method in methods:
-                    if method == "linear":
-                        state = {"R": r_lin}
-                    elif method == "l-ortho":
-                        state = {"R": align._polar(r_lin)}
-                    elif method == "ortho":
-                        state = align.procrustes_state(x, y)
-                    else:
-                        state = align.affine_state(x, y, lr=lr, steps=steps, seed=seed + run, gram=gram)
-                    out = align.apply_state(test_s[s], state, y.shape[1])
-                    if std_scaling:
-                        out = align.destandardize(out, scaling[t])
-                    add(s, t, method, n, run, score(t, out.numpy()))
-            bar.update()
+                a = pools[k][idx]
+                if std_scaling:
+                    scaling[k] = align.standard_scaling_state(a)
+                    a = align.standardize(a, scaling[k])
+                    test_s[k] = align.standardize(tests[k], scaling[k])
+                else:
+                    test_s[k] = tests[k]
+                anchors[k] = a
+            if need_lin:
+                for k in names:
+                    # centred anchors: drop the ones-direction (see align.drop_mean_direction)
+                    reduced[k] = align.drop_mean_direction(anchors[k], anchors[k])[0] if std_scaling else anchors[k]
+            for s in names:
+                x = anchors[s]
+                svd_s = align.svd(reduced[s]) if need_lin else None
+                rcond = align._rcond(x.dtype, tuple(reduced[s].shape)) if need_lin else 0.0
+                gram = x.mT @ x if ("affine" in methods and 2 * n >= x.shape[1]) else None
+                for t in names:
+                    if t == s:
+                        continue
+                    y = anchors[t]
+                    r_lin = align._min_norm_from_svd(*svd_s, reduced[t], rcond) if need_lin else None
+                    for method in methods:
+                        if method == "linear":
+                            state = {"R": r_lin}
+                        elif method == "l-ortho":
+                            state = {"R": align._polar(r_lin)}
+                        elif method == "ortho":
+                            state = align.procrustes_state(x, y)
+                        else:
+                            state = align.affine_state(x, y, lr=lr, steps=steps, seed=seed + run, gram=gram)
+                        out = align.apply_state(test_s[s], state, y.shape[1])
+                        if std_scaling:
+                            out = align.destandardize(out, scaling[t])
+                        add(s, t, method, n, run, score(t, out.numpy()))
+                bar.update()
     bar.close()
 
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
