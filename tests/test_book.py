@@ -199,3 +199,65 @@ def test_build_a_small_book(smoke, tmp_path):
     assert "vega-bundle.js" in page and "altair-viz-" in page
     assert "THEBE_JS_URL" not in page
     assert (root / "_build" / "html" / "_static" / "vega-bundle.js").is_file()
+
+
+# --------------------------------------------------------------------------- notebook glue (semalign.experiments)
+def test_task_params_exact_name_beats_glob():
+    from semalign.experiments import task_params_for
+
+    tp = {"synthcxr-*": {"n_pool": 200}, "synthcxr-pneumonia": {"n_pool": 50}}
+    assert task_params_for("synthcxr-pneumonia", tp) == {"n_pool": 50}
+    assert task_params_for("synthcxr-vindr-cardiomegaly", tp) == {"n_pool": 200}
+    assert task_params_for("openi-5class", tp) == {}
+
+
+def test_shared_synthcxr_pool_gets_one_cache_key_across_tasks():
+    from types import SimpleNamespace
+
+    from semalign.experiments import _family, _group_key
+
+    a = SimpleNamespace(dataset_key="task-a@1", recipe={"size": 224, "generator_version": 1})
+    b = SimpleNamespace(dataset_key="task-b@1", recipe={"size": 224, "generator_version": 1})
+    assert _family("synthpool-3-000012") == _family("synthpool-3-000999") == "synthpool-3-"
+    assert _family("CXR12") == _family("CXR3999") == "CXR"
+    assert _group_key("synthpool-3-", a) == _group_key("synthpool-3-", b), "the pool is embedded once"
+    assert _group_key("task-a-test-1-", a) != _group_key("task-b-test-1-", b)
+    c = SimpleNamespace(dataset_key="task-c@1", recipe={"size": 128, "generator_version": 1})
+    assert _group_key("synthpool-3-", c) != _group_key("synthpool-3-", a), "another size is another image"
+
+
+def test_binary_labels_finds_the_positive_class():
+    import pandas as pd
+    from types import SimpleNamespace
+
+    from semalign.experiments import binary_labels
+
+    t = SimpleNamespace(name="synthcxr-vindr-cardiomegaly", classes=["no finding", "Cardiomegaly"],
+                        test=pd.DataFrame({"label": ["Cardiomegaly", "no finding", "Cardiomegaly"]}))
+    assert list(binary_labels(t)) == [1, 0, 1]
+    t.test = pd.DataFrame({"label": [0, 1, 1]})
+    assert list(binary_labels(t)) == [0, 1, 1]
+
+
+def test_readings_and_claims_come_from_the_numbers():
+    import pandas as pd
+
+    from semalign import experiments, tables
+    from tests.test_plots import fig3_frame
+
+    f3 = fig3_frame()
+    text = experiments.read_fig3(f3, "text")
+    best = f3[f3.n_anchors == 1000].groupby("method")["auroc"].mean().idxmax()
+    assert f"`{best}` is best" in text and "naive stitching gives 0.500" in text
+    fig3 = pd.concat([f3.assign(panel="(a) text"), f3.assign(panel="(b) vision")])
+    zs = pd.DataFrame({"task": ["p", "q"], "approach": "unimodal", "vision_encoder": "m",
+                       "text_encoder": "t", "domain": "general", "auroc": [0.7, 0.4]})
+    s = experiments.claims_summary(fig3, tables.PAPER_TABLE1, tables.PAPER_TABLE1, zs)
+    row = s[s.claim == "best transform (text)"].iloc[0]
+    assert row.paper == "ortho" and row.ours.startswith(best) and row.holds == ("yes" if best == "ortho" else "no")
+    gm = s[s.claim == "Gen→Med alignment vs SUB (text)"].iloc[0]
+    assert gm.paper == "+6 %" and gm.holds == "yes", "the paper's table agrees with itself"
+    clip = s[s.claim == "unimodal beats CLIP"].iloc[0]
+    assert clip.holds == "not tested", "no CLIP rows: not tested, never 'yes'"
+    above = s[s.claim.str.startswith("unimodal zero-shot above chance")].iloc[0]
+    assert above.ours == "1 of 2 tasks"
