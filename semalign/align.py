@@ -559,6 +559,16 @@ class Translator:
         dtype = torch.float64 if (x.dtype == y.dtype == torch.float64) else torch.float32
         x, y = x.to(dtype), y.to(device=x.device, dtype=dtype)
 
+        with _lapack_threads(x, y):  # see _lapack_threads: small dependent ops, shared cores
+            self._fit_scaled(x, y)
+        self.dim_x_, self.dim_y_ = int(x.shape[1]), int(y.shape[1])
+        self.n_anchors_ = int(x.shape[0])
+        self.dtype_ = dtype
+        self.device_ = x.device
+        self._pinv = None
+        return self
+
+    def _fit_scaled(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if self.std_scaling:
             self.scaling_x_ = standard_scaling_state(x)
             self.scaling_y_ = standard_scaling_state(y)
@@ -577,12 +587,6 @@ class Translator:
         self.state_ = state
         self.R_ = state.get("R")
         self.b_ = state.get("b")
-        self.dim_x_, self.dim_y_ = int(x.shape[1]), int(y.shape[1])
-        self.n_anchors_ = int(x.shape[0])
-        self.dtype_ = dtype
-        self.device_ = x.device
-        self._pinv = None
-        return self
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "state_"):
@@ -604,11 +608,12 @@ class Translator:
         out_device = None if as_numpy else t.device
         out_dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
         t = t.to(self.device_, self.dtype_)
-        if self.scaling_x_ is not None:
-            t = standardize(t, self.scaling_x_)
-        out = apply_state(t, self.state_, self.dim_y_)
-        if self.scaling_y_ is not None:
-            out = destandardize(out, self.scaling_y_)
+        with _lapack_threads(t):
+            if self.scaling_x_ is not None:
+                t = standardize(t, self.scaling_x_)
+            out = apply_state(t, self.state_, self.dim_y_)
+            if self.scaling_y_ is not None:
+                out = destandardize(out, self.scaling_y_)
         return _to_kind(out.to(out_dtype), as_numpy, out_device)
 
     def fit_transform(self, x_anchors: Any, y_anchors: Any) -> Any:
