@@ -14,8 +14,8 @@ Kinds (``semalign/encoders/registry_standins.yml``):
 * ``tfidf-svd`` — radiology text, unsupervised: TF-IDF -> truncated SVD (LSA) fitted on the
   same training pool. Weak by design (an in-domain vocabulary, no supervision).
 * ``synthcxr-cnn`` — SynthCXR images: a small CNN trained for about a minute on CPU to
-  predict the eleven findings of SynthCXR training images (their own seed stream, never a
-  task's test images); the global-pooled penultimate layer is the embedding.
+  predict the eleven findings of 2,000 SynthCXR training images at 80 x 80 (their own seed
+  stream, never a task's test images); the global-pooled penultimate layer is the embedding.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def build_tfidf_svd(spec: dict, device: str) -> Encoder:
 # --------------------------------------------------------------------------------------------
 # images: a small CNN trained on SynthCXR training images
 # --------------------------------------------------------------------------------------------
-CNN_INPUT = 96
+CNN_INPUT = 80
 TRAIN_SEED = 910_000  # SynthCXR seed stream of the stand-in's training images (no task uses it)
 
 
@@ -236,7 +236,7 @@ def _prep(images: list, size: int = CNN_INPUT) -> np.ndarray:
     return out
 
 
-def fit_synthcxr_cnn(n_train: int = 4000, epochs: int = 6, width: int = 32, seed: int = 0) -> dict[str, np.ndarray]:
+def fit_synthcxr_cnn(n_train: int = 2000, epochs: int = 4, width: int = 12, seed: int = 0) -> dict[str, np.ndarray]:
     from semalign.data.tasks import SYNTHCXR_VERSION
 
     params = {"n_train": n_train, "epochs": epochs, "width": width, "seed": seed, "input": CNN_INPUT,
@@ -298,6 +298,6 @@ class SynthCxrCnnEncoder(Encoder):
 
 @register_kind("synthcxr-cnn")
 def build_synthcxr_cnn(spec: dict, device: str) -> Encoder:
-    width = int(spec.get("width", 32))
-    fit = fit_synthcxr_cnn(n_train=int(spec.get("n_train", 4000)), epochs=int(spec.get("epochs", 6)), width=width)
+    width = int(spec.get("width", 12))
+    fit = fit_synthcxr_cnn(n_train=int(spec.get("n_train", 2000)), epochs=int(spec.get("epochs", 4)), width=width)
     return SynthCxrCnnEncoder.from_spec({**spec, "dim": 8 * width}, device="cpu", fit=fit, width=width)
