@@ -47,9 +47,10 @@ results, info = experiments.table1_results(
 )
 results.insert(0, "profile", profile)
 book.write_results(results)
-ours = tables.table1(results, method=table_method)
+ours = experiments.table1_frame(results, method=table_method)
 Markdown(experiments.describe_encoders(info["domains"])
-         + f"\n\nTransform `{table_method}` with {info['n_anchors']} anchors (the paper: `ortho`, 2500); "
+         + f"\n\nTransform `{table_method}` with {' / '.join(map(str, info['n_anchors']))} anchors "
+         f"(text / vision: capped by each task's anchor pool; the paper: `ortho`, 2500); "
          f"{runs} runs; profile `{profile}`.")
 
 # %%

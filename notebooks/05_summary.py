@@ -28,7 +28,7 @@ from semalign import book, experiments, plots, tables
 fig3 = book.read_results("02_transforms")
 t1 = book.read_results("03_general_to_medical")
 fig4 = book.read_results("04_zeroshot")
-summary = experiments.claims_summary(fig3, tables.table1(t1, method=t1.loc[~t1["method"].isin(["naive", "upper_bound"]), "method"].iloc[0]), tables.PAPER_TABLE1, fig4)
+summary = experiments.claims_summary(fig3, experiments.table1_frame(t1, method=t1.loc[~t1["method"].isin(["naive", "upper_bound"]), "method"].iloc[0]), tables.PAPER_TABLE1, fig4)
 book.write_results(summary)
 HTML(plots.claims_html(summary, profile=profile))
 

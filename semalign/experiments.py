@@ -461,7 +461,22 @@ def table1_results(
             frames.append(res.assign(modality=modality))
             domains.update(t.domains)
     standins = sorted(n for n, d in domains.items() if "stand-in" in d)
-    return pd.concat(frames, ignore_index=True), {"domains": domains, "n_anchors": min(used), "standins": standins}
+    return pd.concat(frames, ignore_index=True), {"domains": domains, "n_anchors": sorted(set(used)), "standins": standins}
+
+
+def table1_frame(results: pd.DataFrame, method: str = "ortho") -> pd.DataFrame:
+    """``semalign.tables.table1`` per modality, side by side.
+
+    Each modality is read at its own largest anchor count for ``method`` (the offline
+    vision tasks have smaller anchor pools than the text task), so neither column is empty.
+    """
+    from semalign import tables
+
+    parts = []
+    for modality, sub in results.groupby("modality", sort=False):
+        t = tables.table1(sub, method=method)
+        parts.append(t.loc[:, [c for c in t.columns if c[0] == modality]])
+    return pd.concat(parts, axis=1)
 
 
 def read_table1(ours: pd.DataFrame, paper: Any, *, standins: Sequence[str] = ()) -> str:
@@ -476,6 +491,8 @@ def read_table1(ours: pd.DataFrame, paper: Any, *, standins: Sequence[str] = ())
         if oo.empty:
             continue
         oc = float(oo["change_pct"].iloc[0])
+        if pd.isna(oc):
+            continue
         s = f"{modality}: ours {oc:+.0f} % against SUB"
         if not pp.empty and pd.notna(pp["change_pct"].iloc[0]):
             pc = float(pp["change_pct"].iloc[0])
