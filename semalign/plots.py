@@ -105,30 +105,52 @@ def transforms_vs_anchors(results: pd.DataFrame, *, title: str = "") -> alt.Laye
     return alt.layer(*layers).properties(width=420, height=280, title=title)
 
 
-def zeroshot_bars(results: pd.DataFrame, *, title: str = "") -> alt.Chart:
-    """Fig. 4: zero-shot AUROC per task, one bar per model, chance at 0.5.
+def zeroshot_bars(results: pd.DataFrame, *, title: str = "") -> alt.LayerChart:
+    """Fig. 4: zero-shot AUROC per task, one bar per model side by side, chance at 0.5.
 
     ``results`` columns: task, model (vision encoder or baseline), auroc; optional
-    ``kind`` (e.g. "ours (unimodal)" / "CLIP" / "MedCLIP") and ``auroc_std``.
+    ``kind`` (e.g. "ours (unimodal)" / "CLIP" / "MedCLIP") and ``auroc_std`` (drawn as ± error bars).
+
+    One view with grouped bars (``xOffset``), not a facet: a layer that carries its own data is
+    not split by a facet, so faceted layers would stack every task's bars in every panel.
+    Bars are never stacked: each bar's height is its own AUROC.
     """
     _check(results, ["task", "model", "auroc"], "zeroshot_bars")
     df = results.copy()
     if "kind" not in df.columns:
         df["kind"] = "ours (unimodal)"
-    tips = ["task:N", "model:N", "kind:N", alt.Tooltip("auroc:Q", format=".3f")]
+    dup = df.duplicated(["task", "model"])
+    if dup.any():
+        raise ValueError("zeroshot_bars: one row per (task, model) expected; repeated: "
+                         f"{df.loc[dup, ['task', 'model']].drop_duplicates().values.tolist()[:5]}")
+    tasks = list(dict.fromkeys(df["task"]))
+    models = list(dict.fromkeys(df["model"]))
+    kinds = sorted(dict.fromkeys(df["kind"]), key=lambda k: (not str(k).startswith("ours"), str(k)))
+    opacities = [1.0 if str(k).startswith("ours") else 0.55 for k in kinds]
+    tips = ["task:N", "model:N", "kind:N", alt.Tooltip("auroc:Q", format=".3f", title="AUROC")]
     if "auroc_std" in df.columns:
         tips.append(alt.Tooltip("auroc_std:Q", format=".3f", title="std"))
-    bars = alt.Chart(df).mark_bar().encode(
-        x=alt.X("model:N", title=None, axis=alt.Axis(labels=False, ticks=False)),
-        y=alt.Y("auroc:Q", title="AUROC", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("model:N", title="model"),
-        opacity=alt.Opacity("kind:N", legend=alt.Legend(title="kind")),
+    x = alt.X("task:N", sort=tasks, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=220))
+    offset = alt.XOffset("model:N", sort=models)
+    base = alt.Chart(df)
+    bars = base.mark_bar().encode(
+        x=x, xOffset=offset,
+        y=alt.Y("auroc:Q", title="AUROC", stack=None, scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("model:N", sort=models, title="model", legend=alt.Legend(labelLimit=320)),
+        # ours solid, baselines lighter: the kind reads at a glance even when colours are many
+        opacity=alt.Opacity("kind:N", sort=kinds, scale=alt.Scale(domain=kinds, range=opacities),
+                            legend=alt.Legend(title="kind", labelLimit=320)),
         tooltip=tips,
-    ).properties(width=90, height=220)
-    chance = alt.Chart(pd.DataFrame({"auroc": [0.5]})).mark_rule(strokeDash=[4, 4], color="grey").encode(y="auroc:Q")
-    return alt.layer(bars, chance, data=df).facet(
-        column=alt.Column("task:N", title=None, header=alt.Header(labelAngle=0, labelAlign="center"))
-    ).properties(title=title)
+    )
+    layers = [bars]
+    if "auroc_std" in df.columns:
+        err = df.assign(lo=(df["auroc"] - df["auroc_std"]).clip(0, 1), hi=(df["auroc"] + df["auroc_std"]).clip(0, 1))
+        layers.append(alt.Chart(err).mark_rule(color="black").encode(x=x, xOffset=offset, y="lo:Q", y2="hi:Q"))
+    chance = pd.DataFrame({"auroc": [0.5]})
+    layers.append(alt.Chart(chance).mark_rule(strokeDash=[4, 4], color="grey").encode(
+        y=alt.Y("auroc:Q", title="AUROC"), tooltip=[alt.Tooltip("auroc:Q", title="chance")]))
+    width = max(240, min(900, 22 * len(tasks) * len(models)))
+    return alt.layer(*layers).properties(width=width, height=260, title=title)
 
 
 def gallery(images, captions: Sequence[str], *, details: Sequence[str] | None = None, columns: int = 6,

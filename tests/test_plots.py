@@ -52,9 +52,6 @@ def test_projection_and_zeroshot_and_gallery_specs():
     pts = pd.DataFrame({"method": ["ortho"] * 3, "role": ["source", "target", "aligned"],
                         "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.5], "id": ["1", "1", "1"]})
     assert plots.projection(pts).to_dict()["facet"]["field"] == "method"
-    zs = pd.DataFrame({"task": ["p", "p"], "model": ["m1", "CLIP"], "kind": ["ours", "CLIP"], "auroc": [0.7, 0.6]})
-    spec = plots.zeroshot_bars(zs).to_dict()
-    assert spec["facet"]["column"]["field"] == "task"
     imgs = np.zeros((3, 16, 16), np.uint8)
     g = plots.gallery(imgs, ["a", "b", "c"], columns=2).to_dict()
     urls = [d["url"] for d in g["datasets"][g["data"]["name"]]]
@@ -93,3 +90,33 @@ def test_table1_html_labels_colours_and_numbers():
     assert {"0.80 ± 0.01", "0.75", "0.83"} <= set(plots.paper_strings(PAPER))
     med_med = [r for r in plots.table1_rows(PAPER) if r["pair"] == "Med→Med"][0]
     assert med_med["vision"][1] == "–", "a pair the paper does not report shows a dash"
+
+
+def _bar_heights(chart) -> dict[tuple[str, str], float]:
+    """Render a chart with vega (vl-convert) and read each bar's pixel height by its aria label."""
+    vlc = pytest.importorskip("vl_convert")
+    import re
+
+    svg = vlc.vegalite_to_svg(chart.to_json())
+    out = {}
+    for label, d in re.findall(r'<path aria-label="([^"]*)"[^>]*aria-roledescription="bar" d="([^"]*)"', svg):
+        fields = dict(kv.split(": ", 1) for kv in label.split("; "))
+        h = float(re.search(r"v(-?[0-9.e]+)h", d).group(1))
+        out[(fields["task"], fields["model"])] = abs(h)
+    return out
+
+
+def test_zeroshot_bars_draw_each_auroc_once_and_unstacked():
+    zs = pd.DataFrame({"task": ["p", "p", "q", "q", "r", "r"], "model": ["m1", "CLIP"] * 3,
+                       "kind": ["ours", "CLIP"] * 3, "auroc": [0.7, 0.6, 0.9, 0.25, 0.5, 1.0]})
+    heights = _bar_heights(plots.zeroshot_bars(zs))
+    assert len(heights) == len(zs), "one bar per (task, model)"
+    full = heights[("r", "CLIP")]  # AUROC 1.0 spans the whole axis
+    for row in zs.itertuples():
+        assert heights[(row.task, row.model)] == pytest.approx(row.auroc * full, rel=1e-6), (
+            f"bar {row.task}/{row.model} is not drawn at its own AUROC (stacked or mis-faceted?)")
+    spec = plots.zeroshot_bars(zs.assign(auroc_std=0.05)).to_dict()
+    assert any(layer["mark"]["type"] == "rule" and "y2" in layer.get("encoding", {}) for layer in spec["layer"]), (
+        "a std column is drawn as error bars")
+    with pytest.raises(ValueError, match="one row per"):
+        plots.zeroshot_bars(pd.concat([zs, zs.iloc[:1]]))
