@@ -14,6 +14,7 @@ import functools
 import http.server
 import os
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -86,13 +87,34 @@ def browser():
         b.close()
 
 
+#: How long a page may take to settle (every request answered) before the test says which did not.
+SETTLE_S = 30.0
+
+
 def visit(browser, server: str, page_path: str) -> dict:
-    """Open one page; return what the checks need (requests, failures, errors, charts, text)."""
+    """Open one page; return what the checks need (requests, failures, errors, charts, text).
+
+    In-flight requests are tracked explicitly (not with Playwright's ``networkidle``, which
+    only times out and never says which request kept the page busy): a request still open
+    after :data:`SETTLE_S` is reported by URL under ``pending``.
+    """
     ctx = browser.new_context()
+    ctx.set_default_timeout(60_000)  # a loaded 2-core CI machine is slow; failures below are explicit
     page = ctx.new_page()
     seen = {"requests": [], "failed": [], "bad_status": [], "errors": [], "console": []}
-    page.on("request", lambda r: seen["requests"].append(r.url))
-    page.on("requestfailed", lambda r: seen["failed"].append(f"{r.url} ({r.failure})"))
+    in_flight: dict[int, str] = {}
+
+    def started(r):
+        seen["requests"].append(r.url)
+        in_flight[id(r)] = r.url
+
+    def failed(r):
+        in_flight.pop(id(r), None)
+        seen["failed"].append(f"{r.url} ({r.failure})")
+
+    page.on("request", started)
+    page.on("requestfinished", lambda r: in_flight.pop(id(r), None))
+    page.on("requestfailed", failed)
     page.on("response", lambda r: r.status >= 400 and seen["bad_status"].append(f"{r.url} {r.status}"))
     page.on("pageerror", lambda e: seen["errors"].append(str(e)))
     page.on("console", lambda m: m.type == "error" and seen["console"].append(m.text))
@@ -108,8 +130,11 @@ def visit(browser, server: str, page_path: str) -> dict:
         except Exception:
             pass
         drawn.append(c.locator("svg g[class*='mark-'] > *").count())
-    page.wait_for_load_state("networkidle")
+    deadline = time.monotonic() + SETTLE_S
+    while in_flight and time.monotonic() < deadline:
+        page.wait_for_timeout(100)  # lets Playwright deliver the requestfinished events
     seen.update(
+        pending=sorted(in_flight.values()),
         charts=n, marks=drawn,
         chart_errors=page.locator("div[id^='altair-viz-'] .error").count(),
         text=page.inner_text("main") if page.locator("main").count() else page.inner_text("body"),
@@ -134,6 +159,7 @@ def test_page_is_self_contained_and_draws(browser, server, page_path):
     r = visit(browser, server, page_path)
     assert not _off_host(r["requests"]), f"{page_path} asked hosts other than 127.0.0.1: {_off_host(r['requests'])}"
     assert not r["failed"], f"{page_path}: failed requests {r['failed']}"
+    assert not r["pending"], f"{page_path}: requests still unanswered after {SETTLE_S:.0f} s: {r['pending']}"
     assert not r["bad_status"], f"{page_path}: HTTP errors {r['bad_status']}"
     assert not r["errors"], f"{page_path}: script errors {r['errors']}"
     assert r["chart_errors"] == 0, f"{page_path}: a chart shows a vega error"
