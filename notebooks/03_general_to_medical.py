@@ -13,7 +13,7 @@
 #
 # **Paper: Sec. 4.1, "Alignment from the general to medical domain" and "Ablation study",
 # Table 1.** Encoders are grouped by domain (*general* / *medical*) and every ordered pair is
-# stitched with the `ortho` transform. For each domain pair the table gives the source domain's
+# stitched with one transform (the paper's `ortho`; parameter `table_method`). For each domain pair the table gives the source domain's
 # upper bound (SUB: its encoders' mean AUROC with their own decoders), the stitched AUROC
 # (mean ± std over pairs, runs and, for vision, tasks), the target domain's upper bound (TUB),
 # and ▲/▼ the change against SUB — green for a gain, red for a loss, grey under 5 %. Vision
@@ -49,8 +49,8 @@ results.insert(0, "profile", profile)
 book.write_results(results)
 ours = experiments.table1_frame(results, method=table_method)
 Markdown(experiments.describe_encoders(info["domains"])
-         + f"\n\nTransform `{table_method}` with {' / '.join(map(str, info['n_anchors']))} anchors "
-         f"(text / vision: capped by each task's anchor pool; the paper: `ortho`, 2500); "
+         + f"\n\nTransform `{table_method}` with {experiments.describe_anchor_counts(info['n_anchors'])} "
+         f"anchors (each capped by its task's anchor pool; the paper: `ortho`, 2500); "
          f"{runs} runs; profile `{profile}`.")
 
 # %%
