@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_lazy("semalign.book", "cli_book"))
 
     r = sub.add_parser("run", help="execute one notebook (jupytext -> papermill) into book/generated/")
-    r.add_argument("notebook", help="a notebook path or stem, e.g. 03_fig3_transforms")
+    r.add_argument("notebook", help="a notebook path or stem, e.g. 02_transforms (or 02)")
     r.add_argument("--profile", default="offline")
     r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     r.add_argument("--output-dir", default=None, help="default book/generated")

@@ -48,3 +48,20 @@ def test_readme_stitching_example_on_real_encoders():
     assert mean[("ortho", 500)] > mean[("ortho", 25)], "more anchors help"
     assert mean[("ortho", 500)] <= mean[("upper_bound", 0)] + 0.02
     assert set(res["source"]) == {"minilm-l6", "wordllama-256"} and len(set(res["run"])) == 2
+
+
+def test_readme_run_commands_name_real_notebooks_and_parameters():
+    import shlex
+
+    from semalign import book
+
+    lines = [ln.split("#")[0].strip() for ln in README.read_text().splitlines()
+             if ln.strip().startswith("semalign run ")]
+    assert lines, "the README shows how to rerun a notebook with -p"
+    for ln in lines:
+        argv = shlex.split(ln)[2:]
+        nb = book.resolve_notebook(argv[0])
+        declared = book.declared_parameters(book._to_ipynb(nb))
+        names = [argv[i + 1] for i, a in enumerate(argv) if a in ("-p", "--parameter")]
+        assert names and set(names) <= declared, f"{ln!r}: {set(names) - declared} not parameters of {nb.name}"
+        book.parse_overrides([(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == "-p"])
