@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from semalign.data import DataError, get_pairs
-from semalign.data.synthcxr import FINDINGS, generate, gallery, mentions
+from semalign.data.synthcxr import FINDING_TERMS, FINDINGS, NEGATION, SIDES, ZONES, generate, gallery, mentions
 
 
 def test_shapes_and_labels():
@@ -145,3 +147,122 @@ def test_gallery_and_pairs():
     assert list(p.columns) == ["id", "image", "text"] and len(p) == 8
     assert p.attrs["dataset_key"].startswith("synthcxr-pairs@")
     assert p["id"].is_unique
+
+
+# ---- locations and severities: labels == pixels == report -----------------------------
+_SIDE_WORDS = {"right": r"\bright\b", "left": r"\bleft\b", "bilateral": r"\bbilateral\b|\bboth\b"}
+_ZONE_WORDS = {"upper": r"\bupper\b|\bap(ex|ices|ical)\b", "middle": r"\bmid\b|\bmiddle\b|\blingula\b",
+               "lower": r"\blower\b|\bbas(e|es|al|ilar)\b"}
+_SEV_WORDS = {"mild": r"\b(mild|small|subtle|slight(ly)?)\b", "moderate": r"\bmoderate(ly)?\b",
+              "severe": r"\b(severe(ly)?|large|extensive|marked(ly)?)\b"}
+_HEDGE = r"\b(possible|probable|suspected)\b"
+_LUNG = [f for f in FINDINGS if f not in ("cardiomegaly", "aortic_enlargement")]
+
+
+def _split_location(loc: str) -> tuple[str, str]:
+    side, _, zone = loc.partition(" ")
+    return side, zone
+
+
+def _finding_sentences(report: str, f: str) -> list[str]:
+    """The positive sentences of a report about finding ``f`` (as :func:`mentions` splits them)."""
+    body = re.sub(r"\b(FINDINGS|IMPRESSION):\s*", "", report)
+    return [s for s in re.split(r"(?<=\.)\s+", body)
+            if re.search(FINDING_TERMS[f], s, re.I) and not re.search(NEGATION, s, re.I)]
+
+
+def test_location_labels_are_well_formed():
+    b = generate(400, seed=21, size=32, prevalence=0.3)
+    for f in FINDINGS:
+        loc = b.labels[f + "_location"]
+        pres = b.labels[f] == 1
+        assert (loc[~pres] == "").all()
+        assert (loc[pres] != "").all(), f"{f}: present but no location"
+        if f in ("cardiomegaly", "aortic_enlargement"):
+            assert loc[pres].nunique() == 1  # one fixed anatomical location
+            continue
+        for v in loc[pres]:
+            side, zone = _split_location(v)
+            assert side in SIDES and zone in ("", *ZONES), (f, v)
+    lab = b.labels
+    assert set(lab.loc[lab.tuberculosis == 1, "tuberculosis_location"].map(lambda v: v.split()[1])) == {"upper"}
+    assert set(lab.loc[lab.atelectasis == 1, "atelectasis_location"].map(lambda v: v.split()[1])) == {"lower"}
+    assert set(lab.loc[lab.edema == 1, "edema_location"]) == {"bilateral"}
+    assert set(lab.loc[lab.pulmonary_fibrosis == 1, "pulmonary_fibrosis_location"]) == {"bilateral lower"}
+
+
+def test_report_states_the_labelled_side_and_zone():
+    b = generate(600, seed=22, size=32, prevalence=0.3)
+    checked = {f: 0 for f in _LUNG}
+    for rep, (_, lab) in zip(b.reports, b.labels.iterrows()):
+        for f in _LUNG:
+            if not lab[f]:
+                continue
+            side, zone = _split_location(lab[f + "_location"])
+            sents = _finding_sentences(rep, f)
+            assert sents, (f, rep)
+            for s in sents:
+                for sd, pat in _SIDE_WORDS.items():
+                    assert bool(re.search(pat, s, re.I)) == (sd == side), (f, lab[f + "_location"], s)
+                if zone:
+                    for z, pat in _ZONE_WORDS.items():
+                        assert bool(re.search(pat, s, re.I)) == (z == zone), (f, lab[f + "_location"], s)
+            checked[f] += 1
+    assert min(checked.values()) > 50, checked
+
+
+def _halves(diff: np.ndarray, geo) -> tuple[float, float, float, float]:
+    """Change on the patient's right / left lung (image left / right of the midline) and in the
+    upper / lower half of the lungs (lung apex to costophrenic angles)."""
+    H, W = diff.shape
+    mid = int(round(geo.midline_x * W))
+    top, base = geo.lung_top_y * H, 0.5 * (geo.cpa_right_y + geo.cpa_left_y) * H
+    ymid = int(round(0.5 * (top + base)))
+    return (diff[:, :mid].sum(), diff[:, mid:].sum(),
+            diff[int(top): ymid].sum(), diff[ymid: int(round(base + 0.04 * H))].sum())
+
+
+@pytest.mark.parametrize("f", _LUNG)
+def test_finding_is_drawn_on_its_labelled_side_and_zone(f):
+    n = 16
+    on = generate(n, seed=31, size=128, findings=[], force={f: 1})
+    off = generate(n, seed=31, size=128, findings=[], force={f: 0})
+    diff = np.abs(on.images.astype(float) - off.images.astype(float))
+    seen = set()
+    for i in range(n):
+        loc = on.labels.loc[i, f + "_location"]
+        side, zone = _split_location(loc)
+        r, l, up, low = _halves(diff[i], on.geometry.iloc[i])
+        if side == "right":
+            assert r > 10 * max(l, 1.0), (i, loc, r, l)
+        elif side == "left":
+            assert l > 10 * max(r, 1.0), (i, loc, r, l)
+        else:  # both lungs change (the heart hides part of the left base: not symmetric)
+            assert min(r, l) > 0.1 * max(r, l), (i, loc, r, l)
+        if zone == "upper":
+            assert up > 1.5 * low, (i, loc, up, low)
+        elif zone == "lower":
+            assert low > 1.5 * up, (i, loc, up, low)
+        seen.add((side, zone))
+    assert len(seen) >= (1 if f in ("edema", "pulmonary_fibrosis") else 2), seen
+
+
+def test_report_wording_matches_the_labelled_severity():
+    b = generate(600, seed=23, size=32, prevalence=0.3)
+    n_sent = n_graded = 0
+    for rep, (_, lab) in zip(b.reports, b.labels.iterrows()):
+        for f in FINDINGS:
+            if not lab[f]:
+                continue
+            sev = lab[f + "_severity"]
+            assert sev in ("mild", "moderate", "severe")
+            for s in _finding_sentences(rep, f):
+                n_sent += 1
+                said = {v for v, pat in _SEV_WORDS.items() if re.search(pat, s, re.I)}
+                assert said <= {sev}, (f, sev, s)
+                n_graded += bool(said)
+                if re.search(_HEDGE, s, re.I):
+                    assert sev == "mild", (f, sev, s)
+                if f == "tuberculosis":  # a cavity is drawn from moderate on, and reported
+                    assert ("cavitation" in s) == (sev != "mild"), (sev, s)
+    assert n_graded > 0.5 * n_sent, (n_graded, n_sent)

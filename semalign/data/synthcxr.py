@@ -77,6 +77,18 @@ SIDES = ("right", "left", "bilateral")
 ZONES = ("upper", "middle", "lower")
 #: Findings that have a side / zone in the lung (the others: heart and aorta).
 _LOCATED = tuple(f for f in FINDINGS if f not in ("cardiomegaly", "aortic_enlargement"))
+#: Lung findings whose side and/or zone is fixed by how they are drawn, not by the random draw:
+#: ``{finding: (side, zone)}``, ``None`` = the drawn value, ``""`` = no zone (location is the
+#: side alone). :func:`_site` applies it; reports and labels read the site from there.
+_FIXED_SITE: dict[str, tuple[str | None, str | None]] = {
+    "pleural_effusion": (None, ""),                # fluid at the base of its side(s)
+    "tuberculosis": (None, "upper"),               # apical / upper-zone disease
+    "atelectasis": (None, "lower"),                # plate-like, above the hemidiaphragm
+    "pulmonary_fibrosis": ("bilateral", "lower"),  # both lungs, basal predominant
+    "edema": ("bilateral", ""),                    # both lungs, perihilar (no single zone)
+}
+#: Location label of the findings outside the lungs (no side / zone).
+ORGAN_LOCATION: dict[str, str] = {"cardiomegaly": "cardiac silhouette", "aortic_enlargement": "aortic arch"}
 
 #: Regular expressions a report uses for each finding; every positive sentence of a finding
 #: matches its pattern and no other finding's (tests rely on this).
@@ -104,7 +116,16 @@ class SynthBatch:
     images: uint8 (n, H, W); reports: list of n str; labels: DataFrame with ``id``, one 0/1
     column per finding, ``<finding>_severity`` and ``<finding>_location`` (``""`` when absent);
     geometry: DataFrame of the anatomy actually drawn (normalised coordinates, e.g. ``ctr``,
-    costophrenic angle positions) for tests and teaching.
+    costophrenic angle positions, ``midline_x``, ``lung_top_y``) for tests and teaching.
+
+    ``<finding>_location`` is where the finding is drawn and what its report sentence says:
+    ``"<side> <zone>"`` (side in :data:`SIDES`, zone in :data:`ZONES`, sides are the
+    patient's) for pneumonia, lung opacity, consolidation and pleural thickening; always
+    ``"<side> upper"`` for tuberculosis and ``"<side> lower"`` for atelectasis; ``"<side>"``
+    for pleural effusion (always basal); ``"bilateral lower"`` for pulmonary fibrosis (basal
+    predominant); ``"bilateral"`` for edema (perihilar); and the fixed
+    :data:`ORGAN_LOCATION` (``"cardiac silhouette"``, ``"aortic arch"``) for cardiomegaly
+    and aortic enlargement.
     """
 
     images: np.ndarray
@@ -169,6 +190,13 @@ def _draw_case(rng: np.random.Generator, prevalence: Mapping[str, float], allowe
     p["phrase"] = int(rng.integers(2**31))  # seed of the report writer
     p["pixel_seed"] = int(rng.integers(2**31))
     return p
+
+
+def _site(c: dict, f: str) -> tuple[str, str]:
+    """``(side, zone)`` at which lung finding ``f`` of case ``c`` is drawn: the random draw,
+    except where :data:`_FIXED_SITE` fixes it (``zone == ""``: no zone)."""
+    fs, fz = _FIXED_SITE.get(f, (None, None))
+    return (c[f + "_side"] if fs is None else fs), (c[f + "_zone"] if fz is None else fz)
 
 
 def _ctr(p: dict) -> float:
@@ -360,6 +388,8 @@ def _render_chunk(cases: list[dict], size: int) -> tuple[np.ndarray, list[dict]]
             cpa_right_y=float(0.5 + P["sy"][i, 0, 0] + (P["y_base_r"][i, 0, 0] - lift_r[i, 0, 0] - 0.5) * P["scale"][i, 0, 0]),
             cpa_left_y=float(0.5 + P["sy"][i, 0, 0] + (P["y_base_l"][i, 0, 0] - lift_l[i, 0, 0] - 0.5) * P["scale"][i, 0, 0]),
             knob_r=float(knob_r[i, 0, 0]),
+            midline_x=float(0.5 + P["sx"][i, 0, 0]),
+            lung_top_y=float(0.5 + P["sy"][i, 0, 0] + (P["y_top"][i, 0, 0] - 0.5) * P["scale"][i, 0, 0]),
         )
     return out, geo
 
@@ -474,8 +504,9 @@ def _positive_sentence(f: str, c: dict, rng: np.random.Generator) -> str:
     hedge = sev == "mild" and rng.random() < 0.5
     H = (lambda s: rng.choice(["Possible ", "Probable ", "Suspected "]) + s[0].lower() + s[1:]) if hedge else (lambda s: s)
     sv = {"mild": rng.choice(["mild", "small", "subtle"]), "moderate": "moderate", "severe": rng.choice(["severe", "large", "extensive"])}[sev]
+    # _where draws from rng for every lung finding (used or not): keeps the phrasing stream stable
     loc = _where(c, f, rng) if f in _LOCATED else ""
-    side = c[f + "_side"]
+    side = _site(c, f)[0] if f in _LOCATED else ""
     if f == "pneumonia":
         return H(rng.choice([f"Patchy airspace disease in the {loc}, consistent with pneumonia.",
                               f"{sv.capitalize()} {loc} pneumonia.",
@@ -492,8 +523,9 @@ def _positive_sentence(f: str, c: dict, rng: np.random.Generator) -> str:
         return H(rng.choice([f"{sv.capitalize()} cardiomegaly.", "The cardiac silhouette is enlarged.",
                               f"The heart is enlarged, {sv}.", f"{sv.capitalize()} enlarged cardiac silhouette."]))
     if f == "aortic_enlargement":
+        adv = {"moderate": "moderately", "severe": "severely"}.get(sv, "markedly")  # not "largely"
         return H(rng.choice([f"{sv.capitalize()} dilatation of the aortic knob.", "The thoracic aorta is ectatic.",
-                              f"Prominent, {sv}ly enlarged aortic arch." if sev != "mild" else "Slightly prominent aortic knob."]))
+                              f"Prominent, {adv} enlarged aortic arch." if sev != "mild" else "Slightly prominent aortic knob."]))
     if f == "pleural_effusion":
         s = {"bilateral": "bilateral", "right": "right", "left": "left"}[side]
         pl = "s" if side == "bilateral" else ""
@@ -501,26 +533,32 @@ def _positive_sentence(f: str, c: dict, rng: np.random.Generator) -> str:
                               f"Blunting of the {s} costophrenic angle{pl} from a {sv} effusion.",
                               f"{sv.capitalize()} {s} effusion{pl} layering at the base{pl}."]))
     if f == "pleural_thickening":
-        where = "apical" if c[f + "_zone"] == "upper" else "lateral"
+        where = {"upper": "apical", "middle": "mid lateral", "lower": "lower lateral"}[_site(c, f)[1]]
         return H(rng.choice([f"{side.capitalize()} {where} pleural thickening.",
                               f"{sv.capitalize()} pleural thickening along the {side} {where} chest wall."]))
     if f == "pulmonary_fibrosis":
-        return H(rng.choice([f"{sv.capitalize()} basilar predominant reticular markings suggesting pulmonary fibrosis.",
-                              f"Coarse interstitial markings at the bases, {sv} fibrotic change.",
-                              f"{sv.capitalize()} fibrosis with reduced lung volumes."]))
+        # drawn in both lungs, basal predominant (side / zone fixed by _FIXED_SITE)
+        return H(rng.choice([f"{sv.capitalize()} bilateral basilar predominant reticular markings suggesting pulmonary fibrosis.",
+                              f"Coarse interstitial markings at both bases, {sv} fibrotic change.",
+                              f"{sv.capitalize()} bilateral basal fibrosis with reduced lung volumes."]))
     if f == "tuberculosis":
+        # drawn in the upper zone of its side(s); a cavity is drawn from moderate on
         cav = " with cavitation" if sev != "mild" else ""
-        return H(rng.choice([f"Fibronodular changes in the {side} apex{cav}, compatible with tuberculosis.",
+        apex = "apices" if side == "bilateral" else "apex"
+        return H(rng.choice([f"Fibronodular changes in the {side} {apex}{cav}, compatible with tuberculosis.",
                               f"{sv.capitalize()} {side} upper lobe disease{cav}, suspicious for tuberculosis.",
-                              f"Upper zone nodularity{cav} in keeping with tuberculosis."]))
+                              f"{side.capitalize()} upper zone nodularity{cav} in keeping with tuberculosis."]))
     if f == "atelectasis":
-        return H(rng.choice([f"Plate-like atelectasis at the {side} base.",
-                              f"{sv.capitalize()} {side} basilar atelectasis with elevation of the hemidiaphragm.",
+        # drawn above the (raised) hemidiaphragm of its side(s)
+        pl = "s" if side == "bilateral" else ""
+        return H(rng.choice([f"Plate-like atelectasis at the {side} base{pl}.",
+                              f"{sv.capitalize()} {side} basilar atelectasis with elevation of the hemidiaphragm{pl}.",
                               f"Linear {side} lower zone atelectasis."]))
     if f == "edema":
-        return H(rng.choice([f"{sv.capitalize()} pulmonary edema with perihilar haziness.",
+        # drawn in both lungs (perihilar haze, Kerley lines at the bases)
+        return H(rng.choice([f"{sv.capitalize()} bilateral pulmonary edema with perihilar haziness.",
                               f"Bilateral perihilar haziness and interstitial edema, {sv}.",
-                              f"Findings of {sv} interstitial edema."]))
+                              f"Findings of {sv} bilateral interstitial edema."]))
     raise AssertionError(f)
 
 
@@ -602,16 +640,21 @@ def _cases(n: int, seed: int, prevalence, findings, force) -> list[dict]:
     return cases
 
 
+def _location(c: dict, f: str) -> str:
+    """Where finding ``f`` of case ``c`` is drawn and reported (see :class:`SynthBatch`)."""
+    if f in ORGAN_LOCATION:
+        return ORGAN_LOCATION[f]
+    side, zone = _site(c, f)
+    return f"{side} {zone}" if zone else side
+
+
 def _labels(cases: list[dict], ids: list[str]) -> pd.DataFrame:
     cols: dict[str, list] = {"id": ids}
     for f in FINDINGS:
         cols[f] = [c[f] for c in cases]
     for f in FINDINGS:
         cols[f + "_severity"] = [c[f + "_sev"] if c[f] else "" for c in cases]
-        cols[f + "_location"] = [
-            (c[f + "_side"] + ("" if f == "pleural_effusion" else " " + c[f + "_zone"])) if c[f] and f in _LOCATED else ""
-            for c in cases
-        ]
+        cols[f + "_location"] = [_location(c, f) if c[f] else "" for c in cases]
     return pd.DataFrame(cols)
 
 

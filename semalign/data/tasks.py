@@ -100,7 +100,7 @@ def _openi_5class(n_test_per_class: int = 100, n_train_per_class: int | None = 2
 
 
 # --------------------------------------------------------------------------- SynthCXR
-SYNTHCXR_VERSION = 1  # bump when the generator's pixels or reports change: invalidates caches
+SYNTHCXR_VERSION = 2  # 2: locations as drawn (labels, reports). Bump when the generator's pixels or reports change: invalidates caches
 
 
 @functools.lru_cache(maxsize=4)
