@@ -72,7 +72,9 @@ def _csv_gz(path: Path, df: pd.DataFrame) -> None:
         df.to_csv(f, index=False)
 
 
-def fake_mimic(root: Path, n: int = 400, seed: int = 0) -> Path:
+def fake_mimic(root: Path, n: int = 400, seed: int = 0, empty: frozenset = frozenset()) -> Path:
+    """A fake MIMIC-CXR copy; studies at the row numbers in ``empty`` have a report with neither
+    findings nor impression (as some real ones do)."""
     rng = np.random.default_rng(seed)
     cols = M.get_manifest("mimic-cxr")["files"][0]["columns"]
     study = 50_000_000 + np.arange(n)
@@ -92,8 +94,9 @@ def fake_mimic(root: Path, n: int = 400, seed: int = 0) -> Path:
     _csv_gz(root / "mimic-cxr-2.0.0-split.csv.gz", pd.DataFrame(
         {"dicom_id": dicom, "study_id": study, "subject_id": subj, "split": split}))
     with zipfile.ZipFile(root / "mimic-cxr-reports.zip", "w") as z:
-        for s, st in zip(subj, study):
+        for k, (s, st) in enumerate(zip(subj, study)):
             z.writestr(f"files/p{str(s)[:2]}/p{s}/s{st}.txt",
+                       "EXAMINATION: CHEST\n\nINDICATION: cough.\n" if k in empty else
                        f"EXAMINATION: CHEST\n\nFINDINGS: fake finding {st}.\n\nIMPRESSION: fake impression.\n")
     (root / "files/p10/p10000000/s50000000").mkdir(parents=True)
     (root / "files/p10/p10000000/s50000000/d000000.jpg").write_bytes(b"")
@@ -148,6 +151,31 @@ def test_mimic_5x200_recipe_on_fake_files(tmp_path, monkeypatch):
     assert set(views) <= {"PA", "AP"}
     df = load_dataset("mimic-cxr")
     assert {"id", "Atelectasis", "split"} <= set(df.columns)
+
+
+def test_mimic_recipes_skip_reports_without_findings_or_impression(tmp_path, monkeypatch):
+    # rows 0-39 are the clean Atelectasis positives (fake_mimic); empty half of them, and many others
+    empty = frozenset(range(0, 40, 2)) | frozenset(range(200, 400, 3))
+    root = fake_mimic(tmp_path / "mimic", empty=empty)
+    monkeypatch.setenv("SEMALIGN_MIMIC_CXR", str(root))
+    t = get_task("mimic-5x200", n_per_class=5, n_train_per_class=8, n_anchors=60)
+    for part in (t.test, t.train, t.anchors):
+        assert part["input"].str.startswith("fake finding").all(), "no empty text reaches a split"
+    assert t.test["label"].value_counts().to_dict() == {c: 5 for c in MIMIC5}
+    # every drawn study obeys the MedCLIP rule: its class positive, the other four 0 or blank
+    lab = pd.read_csv(root / "mimic-cxr-2.0.0-chexpert.csv.gz").set_index("study_id")
+    for part in (t.test, t.train):
+        for sid, c in zip(part["id"], part["label"]):
+            row = lab.loc[int(sid[1:]), list(MIMIC5)]
+            assert row[c] == 1 and row.drop(c).fillna(0).eq(0).all(), (sid, c, row.to_dict())
+    split = pd.read_csv(root / "mimic-cxr-2.0.0-split.csv.gz").drop_duplicates("study_id").set_index("study_id")["split"]
+    assert set(split[[int(i[1:]) for i in t.test["id"]]]) <= {"test", "validate"}
+    assert set(split[[int(i[1:]) for i in t.anchors["id"]]]) == {"train"}
+    pairs = get_pairs("mimic-cxr-pairs", n=30, seed=0)
+    assert pairs["text"].str.startswith("fake finding").all() and pairs["id"].is_unique
+    # asking for more usable texts than exist names the empty ones
+    with pytest.raises(DataError, match=r"have a findings or impression section \(\d+ are empty\)"):
+        get_task("mimic-5x200", n_per_class=5, n_train_per_class=25, n_anchors=10)
 
 
 def test_recipe_asking_more_than_exists(tmp_path, monkeypatch):

@@ -67,6 +67,29 @@ def draw(ids: np.ndarray, k: int, rng: np.random.Generator, what: str) -> np.nda
     return rng.permutation(ids)[:k]
 
 
+def draw_with_text(ids: np.ndarray, k: int, rng: np.random.Generator, what: str, text_of) -> list[tuple]:
+    """``k`` ``(id, text)`` drawn without replacement among the ids whose ``text_of(id)`` is not
+    empty. Texts are read lazily in the seeded order, so only about ``k`` reports are opened
+    (MIMIC-CXR has 227k); the result is deterministic for a seed. A DataError names how many
+    usable ids exist when fewer than ``k`` do.
+    """
+    ids = np.sort(np.asarray(ids))
+    if k > len(ids):
+        draw(ids, k, rng, what)  # raises the usual "asks for k but only n exist"
+    out, empty = [], 0
+    for i in rng.permutation(ids):
+        t = text_of(i)
+        if t and t.strip():
+            out.append((i, t))
+            if len(out) == k:
+                return out
+        else:
+            empty += 1
+    raise DataError(f"{what}: the recipe asks for {k} samples but only {len(out)} of the {len(ids)} candidates "
+                    f"have a findings or impression section ({empty} are empty). Lower the count to at most "
+                    f"{len(out)} or check that the reports are complete.")
+
+
 # --------------------------------------------------------------------------- MIMIC-CXR
 _SECTION = re.compile(r"^\s*([A-Z][A-Z /&-]+):", re.MULTILINE)
 
@@ -119,29 +142,34 @@ def mimic_5x200(n_per_class: int = 200, n_train_per_class: int = 200, n_anchors:
     lab["split"] = lab["study_id"].map(study_split).fillna("train")
     L = lab[list(MIMIC5)]
     rng = np.random.default_rng(seed)
-    test_ids, train_ids = [], []
-    for c in MIMIC5:
-        others = [o for o in MIMIC5 if o != c]
-        ok = (L[c] == 1) & L[others].isin([0]).where(L[others].notna(), True).all(axis=1)
-        cand_test = lab.loc[ok & lab["split"].isin(["test", "validate"]), "study_id"].to_numpy()
-        cand_train = lab.loc[ok & (lab["split"] == "train"), "study_id"].to_numpy()
-        test_ids.append((c, draw(cand_test, n_per_class, rng, f"mimic-5x200 test class {c!r}")))
-        train_ids.append((c, draw(cand_train, min(n_train_per_class, len(cand_train)), rng, f"mimic-5x200 train {c!r}")))
     subj = lab.drop_duplicates("study_id").set_index("study_id")["subject_id"]
     zf = _open_reports(folder)
 
+    def text_of(s) -> str:  # the MedCLIP text: findings + impression ("" when neither section exists)
+        return findings_impression(_mimic_report(folder, int(subj[s]), int(s), zf))
+
+    test_parts, train_parts = [], []
+    for c in MIMIC5:
+        others = [o for o in MIMIC5 if o != c]
+        # MedCLIP's recipe: positive for c, and 0 or blank (never 1, never -1 uncertain) for the other four
+        ok = (L[c] == 1) & L[others].isin([0]).where(L[others].notna(), True).all(axis=1)
+        cand_test = lab.loc[ok & lab["split"].isin(["test", "validate"]), "study_id"].to_numpy()
+        cand_train = lab.loc[ok & (lab["split"] == "train"), "study_id"].to_numpy()
+        test_parts.append((c, draw_with_text(cand_test, n_per_class, rng, f"mimic-5x200 test class {c!r}", text_of)))
+        train_parts.append((c, draw_with_text(cand_train, min(n_train_per_class, len(cand_train)), rng,
+                                              f"mimic-5x200 train {c!r}", text_of)))
+
     def frame(parts):
-        rows = [{"id": f"s{s}", "input": findings_impression(_mimic_report(folder, int(subj[s]), int(s), zf)), "label": c}
-                for c, ids in parts for s in ids]
+        rows = [{"id": f"s{s}", "input": t, "label": c} for c, drawn in parts for s, t in drawn]
         return pd.DataFrame(rows).sort_values("id").reset_index(drop=True)
 
-    test, train = frame(test_ids), frame(train_ids)
+    test, train = frame(test_parts), frame(train_parts)
     # anchors: reports of train-split studies (the paper draws anchors from the training set)
     pool = lab.loc[lab["split"] == "train", "study_id"].drop_duplicates().to_numpy()
-    pick = draw(pool, min(n_anchors, len(pool)), rng, "mimic-5x200 anchors")
+    pick = draw_with_text(pool, min(n_anchors, len(pool)), rng, "mimic-5x200 anchors", text_of)
     anchors = frame([(None, pick)])[["id", "input"]]
     recipe = {"n_per_class": n_per_class, "n_train_per_class": n_train_per_class, "n_anchors": n_anchors,
-              "seed": seed, "version": 1}
+              "seed": seed, "version": 2}  # 2: studies without findings/impression text are skipped
     return Task("mimic-5x200", "text", list(MIMIC5), train, test, anchors, recipe_key("mimic-5x200", recipe),
                 "MIMIC-5x200 (MedCLIP recipe), findings + impression", recipe)
 
@@ -155,16 +183,22 @@ def mimic_pairs(n: int = 2000, seed: int = 0, path: str | None = None) -> pd.Dat
     fr = meta[meta["ViewPosition"].isin(["PA", "AP"]) & (meta["split"] == "train")]
     fr = fr.sort_values("dicom_id").drop_duplicates("study_id")  # one image per study
     rng = np.random.default_rng(seed)
-    pick = set(draw(fr["dicom_id"].to_numpy(), n, rng, "mimic-cxr anchor pool (frontal views)"))
-    fr = fr[fr["dicom_id"].isin(pick)].sort_values("dicom_id")
     zf = _open_reports(folder)
+    by_dicom = fr.set_index("dicom_id")
+
+    def text_of(d) -> str:
+        r = by_dicom.loc[d]
+        return findings_impression(_mimic_report(folder, int(r.subject_id), int(r.study_id), zf))
+
+    picked = dict(draw_with_text(fr["dicom_id"].to_numpy(), n, rng, "mimic-cxr anchor pool (frontal views)", text_of))
     rows = []
-    for r in fr.itertuples():
+    for d in sorted(picked):
+        r = by_dicom.loc[d]
         sid, st = int(r.subject_id), int(r.study_id)
-        img = folder / f"files/p{str(sid)[:2]}/p{sid}/s{st}/{r.dicom_id}.jpg"
-        rows.append({"id": f"s{st}", "image": str(img), "text": findings_impression(_mimic_report(folder, sid, st, zf))})
+        img = folder / f"files/p{str(sid)[:2]}/p{sid}/s{st}/{d}.jpg"
+        rows.append({"id": f"s{st}", "image": str(img), "text": picked[d]})
     df = pd.DataFrame(rows)
-    df.attrs["dataset_key"] = recipe_key("mimic-cxr-pairs", {"n": n, "seed": seed, "version": 1})
+    df.attrs["dataset_key"] = recipe_key("mimic-cxr-pairs", {"n": n, "seed": seed, "version": 2})
     return df
 
 
