@@ -127,6 +127,13 @@ def encode_task(
     uids = list(union)
     where = {i: k for k, i in enumerate(uids)}
     encs = load_encoders(encoders, device) if not isinstance(encoders, dict) else encoders
+    from semalign.encoders import standins
+
+    # a text stand-in is refitted on an overridden openi-5class task's own training pool, and no
+    # encoder is ever evaluated on a sample it was fitted on
+    encs = standins.for_task(encs, t)
+    for enc in encs.values():
+        standins.check_disjoint(enc, t.test["id"], what=f"{t.name} test")
     out, domains = {}, {}
     for name, enc in encs.items():
         emb = embed_rows(enc, uids, list(union.values()), t, batch_size)
@@ -297,6 +304,7 @@ def zeroshot_grid(
     on the very findings it is scored on is not zero-shot in the paper's sense).
     """
     from semalign.data import get_pairs
+    from semalign.encoders import standins
     from semalign.zeroshot import prompts_for_task, standard_zeroshot, tidy_results, unimodal_zeroshot
 
     baselines = dict(baselines or {})
@@ -319,6 +327,7 @@ def zeroshot_grid(
         pos, neg = list(ps.positive)[:n_prompts], list(ps.negative)[:n_prompts]
         pos_e, neg_e = _embed_prompts(txt, pos, batch_size), _embed_prompts(txt, neg, batch_size)
         for n in vision_encoders:
+            standins.check_disjoint(encs[n], ids, what=f"{task_name} test")
             test_e = embed_rows(encs[n], ids, list(t.test["input"]), t, batch_size)
             r = unimodal_zeroshot(test_e, y, anchor_img[n], anchor_text, pos_e, neg_e, method=method, seed=seed)
             rows.append(r.row(task_name, "unimodal", n, text_encoder, encs[n].domain))

@@ -16,6 +16,17 @@ Kinds (``semalign/encoders/registry_standins.yml``):
 * ``synthcxr-cnn`` — SynthCXR images: a small CNN trained for about a minute on CPU to
   predict the eleven findings of 2,000 SynthCXR training images at 80 x 80 (their own seed
   stream, never a task's test images); the global-pooled penultimate layer is the embedding.
+
+**What a stand-in was fitted on is part of the stand-in.** Every stand-in exposes
+``encoder.fit_ids`` (frozenset of the sample ids its fit consumed). The text fits store them
+in the cached file and are served from the cache only when the stored ids are exactly the ids
+of the pool asked for (else refitted); a pool other than the default one also changes the
+cache key (``pool`` entry: its ids' sha256). The text stand-ins are fitted on the training
+pool of the *default* openi-5class recipe unless given ``pool_params`` (recipe overrides of
+openi-5class, e.g. ``get_encoder("standin-text-mesh", pool_params={"seed": 1})``), so an
+overridden recipe whose test reports are in the default pool would leak:
+:func:`check_disjoint` raises before that can happen, and :func:`for_task` refits the text
+stand-ins on a given openi-5class task's own training pool.
 """
 
 from __future__ import annotations
@@ -32,7 +43,14 @@ from semalign._io import atomic_write_bytes
 from semalign.encoders.base import Encoder, EncoderError, register_kind
 from semalign.paths import cache_dir
 
-FIT_VERSION = 1
+FIT_VERSION = 1  # part of every fit's cache key: bump when a fitting recipe changes
+POOL_TASK = "openi-5class"  # the task whose training pool the text stand-ins are fitted on
+_POOL_RECIPE_KEYS = ("n_test_per_class", "n_train_per_class", "seed")  # its recipe parameters
+_META = ("fit_ids",)  # stored with a fit, not weights: left out of the weights digest
+
+
+class FitOverlapError(EncoderError):
+    """A stand-in would be evaluated on samples it was fitted on (test leakage)."""
 
 
 def _fit_path(kind: str, params: dict) -> Path:
@@ -65,21 +83,90 @@ def _digest(d: dict[str, np.ndarray]) -> str:
     return hashlib.sha256(b"".join(d[k].tobytes() for k in sorted(d))).hexdigest()
 
 
+def _weights_digest(d: dict[str, np.ndarray]) -> str:
+    """sha256 of the fitted parameters only (what the embeddings depend on)."""
+    return _digest({k: v for k, v in d.items() if k not in _META})
+
+
+def _ids_sha(ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# leakage guard
+# --------------------------------------------------------------------------------------------
+def check_disjoint(encoder: Encoder, ids, what: str = "test") -> None:
+    """Raise :class:`FitOverlapError` when any of ``ids`` is among the samples ``encoder`` was
+    fitted on (``encoder.fit_ids``). A no-op for encoders that are not stand-ins; a stand-in
+    that does not say what it was fitted on cannot be checked and is refused."""
+    fit_ids = getattr(encoder, "fit_ids", None)
+    if fit_ids is None:
+        if "stand-in" in str(getattr(encoder, "domain", "")):
+            raise FitOverlapError(
+                f"{encoder.name} is a stand-in but does not expose `fit_ids` (the ids it was fitted on), so "
+                f"it cannot be checked against the {what} samples; give its class a `fit_ids` frozenset.")
+        return
+    want = {str(i) for i in ids}
+    overlap = sorted(want & fit_ids)
+    if not overlap:
+        return
+    name = getattr(encoder, "name", type(encoder).__name__)
+    if getattr(encoder, "spec", {}).get("kind") in _TEXT_BUILDERS:
+        pool = getattr(encoder, "pool_params", None)
+        fitted = (f"the {POOL_TASK} training pool with recipe overrides {pool}" if pool
+                  else f"the default {POOL_TASK} training pool")
+        todo = (f"Refit it on this task's training pool: `semalign.encoders.standins.for_task(encoders, task)`, "
+                f"or get_encoder({name!r}, pool_params={{...}}) with the task's {POOL_TASK} recipe overrides "
+                f"({', '.join(_POOL_RECIPE_KEYS)}); or evaluate on the default {POOL_TASK} recipe "
+                f"(remove its task_params override).")
+    else:
+        fitted = "its own training samples"
+        todo = "Evaluate it on samples outside its training set (another seed stream or task)."
+    raise FitOverlapError(
+        f"{name} (medical stand-in) was fitted on {len(overlap)} of the {len(want)} {what} ids "
+        f"(e.g. {overlap[0]!r}; fitted on {fitted}, {len(fit_ids)} ids): its {what} numbers would be "
+        f"inflated by leakage. {todo}")
+
+
 # --------------------------------------------------------------------------------------------
 # text: the Open-i training pool
 # --------------------------------------------------------------------------------------------
-def openi_training_pool(seed: int = 0) -> tuple[list[str], list[list[str]], list[str]]:
+def openi_training_pool(seed: int = 0, **task_params: Any) -> tuple[list[str], list[list[str]], list[str]]:
     """Texts, MeSH heads and ids of every Open-i report outside the openi-5class test set
-    (same sentence removal as the task, so the encoder sees the task's text distribution)."""
+    (same sentence removal as the task, so the encoder sees the task's text distribution).
+    ``seed`` / ``task_params``: the openi-5class recipe (default: the default recipe)."""
     from semalign.data import openi
     from semalign.data.tasks import get_task
 
-    task = get_task("openi-5class", seed=seed)
+    task = get_task(POOL_TASK, seed=seed, **task_params)
     df = openi.parse_reports()
     heads = {r.id: sorted({t.split("/")[0].strip().lower() for t in r.mesh_major}) for r in df.itertuples()}
     test = set(task.test["id"])
     pool = task.anchors[~task.anchors["id"].isin(test)]
-    return list(pool["input"]), [heads[i] for i in pool["id"]], list(pool["id"])
+    return list(pool["input"]), [heads[i] for i in pool["id"]], [str(i) for i in pool["id"]]
+
+
+def _text_pool(seed: int, pool_params: dict | None) -> tuple[list[str], list[list[str]], list[str], dict]:
+    """The training pool a text fit consumes and what it adds to the fit's cache key: nothing
+    for the default pool (so its cache path is the historical one), else the pool's ids."""
+    pool_params = dict(pool_params or {})
+    unknown = sorted(set(pool_params) - set(_POOL_RECIPE_KEYS))
+    if unknown:
+        raise EncoderError(f"pool_params: unknown {POOL_TASK} recipe parameter(s) {unknown}; "
+                           f"known: {', '.join(_POOL_RECIPE_KEYS)}")
+    texts, heads, ids = openi_training_pool(**{"seed": seed, **pool_params})
+    extra: dict = {}
+    if pool_params and ids != openi_training_pool(seed=seed)[2]:
+        extra = {"pool": {"task": POOL_TASK, "n": len(ids), "ids_sha256": _ids_sha(ids)}}
+    return texts, heads, ids, extra
+
+
+def _load_fit(path: Path, ids: list[str]) -> dict[str, np.ndarray] | None:
+    """A cached text fit, only if it was fitted on exactly ``ids`` (else None: refit)."""
+    d = _load_npz(path)
+    if d is None or "fit_ids" not in d or d["fit_ids"].tolist() != ids:
+        return None
+    return d
 
 
 def _tfidf_arrays(texts: list[str], max_features: int) -> dict[str, np.ndarray]:
@@ -107,7 +194,11 @@ class _TextStandin(Encoder):
         super().__init__(*a, **kw)
         self._fit = fit
         self._vec = _tfidf_from(fit)
-        self._sha = _digest(fit)
+        self._sha = _weights_digest(fit)
+        #: ids of the Open-i reports this encoder was fitted on (stored with the fit)
+        self.fit_ids: frozenset[str] = frozenset(fit["fit_ids"].tolist())
+        #: openi-5class recipe overrides of its training pool (None: the default recipe)
+        self.pool_params: dict | None = dict(self.spec["pool_params"]) if self.spec.get("pool_params") else None
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "weights_sha256": self._sha}
@@ -132,15 +223,17 @@ class TfidfSvdEncoder(_TextStandin):
 
 
 def fit_tfidf_mesh(dim: int = 128, max_features: int = 5000, min_term_count: int = 5, epochs: int = 150,
-                   seed: int = 0) -> dict[str, np.ndarray]:
-    """Fit (or load from the cache) the tfidf-mesh stand-in on the Open-i training pool."""
-    params = {"dim": dim, "max_features": max_features, "min_term_count": min_term_count, "epochs": epochs, "seed": seed}
+                   seed: int = 0, pool_params: dict | None = None) -> dict[str, np.ndarray]:
+    """Fit (or load from the cache) the tfidf-mesh stand-in on the Open-i training pool of the
+    openi-5class recipe ``{"seed": seed, **pool_params}``; ``d["fit_ids"]``: the reports used."""
+    texts, heads, ids, extra = _text_pool(seed, pool_params)
+    params = {"dim": dim, "max_features": max_features, "min_term_count": min_term_count, "epochs": epochs, "seed": seed,
+              **extra}
     path = _fit_path("tfidf-mesh", params)
-    if (d := _load_npz(path)) is not None:
+    if (d := _load_fit(path, ids)) is not None:
         return d
     import torch
 
-    texts, heads, _ = openi_training_pool(seed)
     d = _tfidf_arrays(texts, max_features)
     X = _tfidf_from(d).transform(texts).tocoo()
     counts: dict[str, int] = {}
@@ -166,37 +259,78 @@ def fit_tfidf_mesh(dim: int = 128, max_features: int = 5000, min_term_count: int
         loss.backward()
         opt.step()
     d.update(W1=W1.detach().numpy().astype(np.float32), b1=b1.detach().numpy().astype(np.float32),
-             terms=np.array(terms))
+             terms=np.array(terms), fit_ids=np.array(ids, dtype=str))
     _save_npz(path, d)
     return d
 
 
-def fit_tfidf_svd(dim: int = 256, max_features: int = 5000, seed: int = 0) -> dict[str, np.ndarray]:
-    params = {"dim": dim, "max_features": max_features, "seed": seed}
+def fit_tfidf_svd(dim: int = 256, max_features: int = 5000, seed: int = 0,
+                  pool_params: dict | None = None) -> dict[str, np.ndarray]:
+    """Fit (or load from the cache) the tfidf-svd stand-in; pool as :func:`fit_tfidf_mesh`."""
+    texts, _, ids, extra = _text_pool(seed, pool_params)
+    params = {"dim": dim, "max_features": max_features, "seed": seed, **extra}
     path = _fit_path("tfidf-svd", params)
-    if (d := _load_npz(path)) is not None:
+    if (d := _load_fit(path, ids)) is not None:
         return d
     from sklearn.decomposition import TruncatedSVD
 
-    texts, _, _ = openi_training_pool(seed)
     d = _tfidf_arrays(texts, max_features)
     X = _tfidf_from(d).transform(texts)
     svd = TruncatedSVD(n_components=min(dim, X.shape[1] - 1), random_state=seed).fit(X)
     d["components"] = svd.components_.astype(np.float32)
+    d["fit_ids"] = np.array(ids, dtype=str)
     _save_npz(path, d)
     return d
 
 
 @register_kind("tfidf-mesh")
 def build_tfidf_mesh(spec: dict, device: str) -> Encoder:
-    fit = fit_tfidf_mesh(dim=int(spec.get("dim", 128)), epochs=int(spec.get("epochs", 150)))
+    fit = fit_tfidf_mesh(dim=int(spec.get("dim", 128)), epochs=int(spec.get("epochs", 150)),
+                         pool_params=spec.get("pool_params"))
     return TfidfMeshEncoder.from_spec({**spec, "dim": fit["W1"].shape[1]}, device="cpu", fit=fit)
 
 
 @register_kind("tfidf-svd")
 def build_tfidf_svd(spec: dict, device: str) -> Encoder:
-    fit = fit_tfidf_svd(dim=int(spec.get("dim", 256)))
+    fit = fit_tfidf_svd(dim=int(spec.get("dim", 256)), pool_params=spec.get("pool_params"))
     return TfidfSvdEncoder.from_spec({**spec, "dim": fit["components"].shape[0]}, device="cpu", fit=fit)
+
+
+_TEXT_BUILDERS = {"tfidf-mesh": build_tfidf_mesh, "tfidf-svd": build_tfidf_svd}
+
+
+def pool_params_of(task) -> dict:
+    """The openi-5class recipe overrides that rebuild ``task`` (its ``recipe``), checked: the
+    rebuilt task must have the same ``dataset_key``."""
+    from semalign.data.tasks import get_task
+
+    if getattr(task, "name", None) != POOL_TASK:
+        raise EncoderError(f"the text stand-ins can only be fitted on the training pool of {POOL_TASK}, "
+                           f"not of {getattr(task, 'name', task)!r}")
+    recipe = getattr(task, "recipe", None) or {}
+    params = {k: recipe[k] for k in _POOL_RECIPE_KEYS if k in recipe}
+    if get_task(POOL_TASK, **params).dataset_key != task.dataset_key:
+        raise EncoderError(f"cannot rebuild {task.dataset_key} from its recipe parameters {params}: refit the "
+                           f"stand-ins by hand (fit_tfidf_mesh / fit_tfidf_svd with pool_params) or use the "
+                           f"default {POOL_TASK} recipe")
+    return params
+
+
+def for_task(encoders: dict[str, Encoder], task) -> dict[str, Encoder]:
+    """``encoders`` with every text stand-in that was fitted on any of ``task``'s test reports
+    replaced by one fitted on ``task``'s own training pool (openi-5class with overridden
+    recipe). Other encoders are returned as they are; the input dict is not changed. Follow
+    with :func:`check_disjoint`, which still refuses anything that would leak."""
+    out = dict(encoders)
+    test = {str(i) for i in task.test["id"]}
+    for name, enc in encoders.items():
+        fit_ids, kind = getattr(enc, "fit_ids", None), getattr(enc, "spec", {}).get("kind")
+        if fit_ids is None or kind not in _TEXT_BUILDERS or not (fit_ids & test) or task.name != POOL_TASK:
+            continue
+        params = pool_params_of(task)
+        spec = {k: v for k, v in enc.spec.items() if k != "pool_params"}
+        out[name] = _TEXT_BUILDERS[kind]({**spec, "pool_params": params} if params else spec, enc.device)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,6 +338,12 @@ def build_tfidf_svd(spec: dict, device: str) -> Encoder:
 # --------------------------------------------------------------------------------------------
 CNN_INPUT = 80
 TRAIN_SEED = 910_000  # SynthCXR seed stream of the stand-in's training images (no task uses it)
+_CNN_ID_PREFIX = "synth"  # SynthCXR's default id prefix: the ids of the CNN's training images
+
+
+def cnn_train_ids(n_train: int = 2000, seed: int = 0) -> list[str]:
+    """Ids of the SynthCXR images the CNN stand-in is trained on (a function of its cache key)."""
+    return [f"{_CNN_ID_PREFIX}-{TRAIN_SEED + seed}-{i:06d}" for i in range(n_train)]
 
 
 def _cnn(width: int = 32):
@@ -250,7 +390,9 @@ def fit_synthcxr_cnn(n_train: int = 2000, epochs: int = 4, width: int = 12, seed
 
     torch.manual_seed(seed)
     # a richer mix than the default prevalence, so every finding has examples to learn from
-    b = generate(n_train, seed=TRAIN_SEED + seed, size=224, prevalence=0.15)
+    b = generate(n_train, seed=TRAIN_SEED + seed, size=224, prevalence=0.15, id_prefix=_CNN_ID_PREFIX)
+    if list(b.labels["id"]) != cnn_train_ids(n_train, seed):
+        raise EncoderError("synthcxr-cnn: SynthCXR ids of the training images changed; update cnn_train_ids")
     X = torch.from_numpy(_prep(list(b.images)))
     Y = torch.from_numpy(b.labels[list(FINDINGS)].to_numpy().astype(np.float32))
     feat, head = _cnn(width)
@@ -278,10 +420,12 @@ class SynthCxrCnnEncoder(Encoder):
 
     default_batch_size = 64
 
-    def __init__(self, *a, fit: dict[str, np.ndarray], width: int, **kw):
+    def __init__(self, *a, fit: dict[str, np.ndarray], width: int, fit_ids: frozenset[str] = frozenset(), **kw):
         super().__init__(*a, **kw)
         import torch
 
+        #: ids of the SynthCXR training images (its own seed stream)
+        self.fit_ids: frozenset[str] = frozenset(fit_ids)
         self._sha = _digest(fit)
         self._feat, _ = _cnn(width)
         self._feat.load_state_dict({k[5:]: torch.from_numpy(np.array(v)) for k, v in fit.items()}, strict=True)
@@ -298,6 +442,7 @@ class SynthCxrCnnEncoder(Encoder):
 
 @register_kind("synthcxr-cnn")
 def build_synthcxr_cnn(spec: dict, device: str) -> Encoder:
-    width = int(spec.get("width", 12))
-    fit = fit_synthcxr_cnn(n_train=int(spec.get("n_train", 2000)), epochs=int(spec.get("epochs", 4)), width=width)
-    return SynthCxrCnnEncoder.from_spec({**spec, "dim": 8 * width}, device="cpu", fit=fit, width=width)
+    width, n_train = int(spec.get("width", 12)), int(spec.get("n_train", 2000))
+    fit = fit_synthcxr_cnn(n_train=n_train, epochs=int(spec.get("epochs", 4)), width=width)
+    return SynthCxrCnnEncoder.from_spec({**spec, "dim": 8 * width}, device="cpu", fit=fit, width=width,
+                                        fit_ids=frozenset(cnn_train_ids(n_train)))
