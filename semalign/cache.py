@@ -4,8 +4,10 @@
 
 **Key.** sha256 of ``encoder.fingerprint()`` (id, revision or weight sha256, pooling, dtype,
 preprocessing, max length …) + ``dataset`` (name and recipe/manifest hash) + the exact ordered
-ids. Change any of them — a new revision, another pooling, one id more, two ids swapped — and
-the key changes.
+ids + a digest of what the inputs hold (:func:`inputs_digest`: the text bytes, an array's
+dtype/shape/bytes, an image file's sha256). Change any of them — a new revision, another
+pooling, one id more, two ids swapped, one report parsed differently, an image file replaced at
+the same path — and the key changes.
 
 **Layout.** ``$SEMALIGN_CACHE/embeddings/<encoder>/<key>/``::
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import sys
@@ -34,10 +37,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from semalign._io import atomic_write_bytes, atomic_write_text
+from semalign._io import atomic_write_bytes, atomic_write_text, sha256_file
 from semalign.paths import cache_dir
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the key includes the inputs' content digest (every v1 entry is a miss)
 DEFAULT_CHUNK = 512
 
 
@@ -53,13 +56,85 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
 
 
-def cache_key(fingerprint: dict, dataset: str, ids: Sequence[str]) -> str:
-    """Hex sha256 over (format version, fingerprint, dataset, ordered ids)."""
+def cache_key(fingerprint: dict, dataset: str, ids: Sequence[str], content: str | None = None) -> str:
+    """Hex sha256 over (format version, fingerprint, dataset, content digest, ordered ids).
+
+    ``content`` is :func:`inputs_digest` of the inputs (``embed_cached`` always passes it).
+    """
     h = hashlib.sha256()
-    h.update(_canonical({"v": FORMAT_VERSION, "fingerprint": fingerprint, "dataset": dataset}).encode())
+    h.update(_canonical({"v": FORMAT_VERSION, "fingerprint": fingerprint, "dataset": dataset,
+                         "content": content}).encode())
     for i in ids:  # length-prefixed: ["ab", "c"] and ["a", "bc"] hash differently
         b = str(i).encode()
         h.update(len(b).to_bytes(8, "little") + b)
+    return h.hexdigest()
+
+
+def _files_memo_path() -> Path:
+    return cache_dir() / "files-sha256.json"
+
+
+def _file_sha256(path: str | os.PathLike, memo: dict, changed: list) -> str:
+    """sha256 of a file's bytes, memoised by its stat signature (size, mtime, ctime, inode):
+    a file is read once, and again only after it changed. ``ctime`` and the inode catch a
+    replacement that kept the size and the mtime (``cp -p``, ``shutil.copy2``)."""
+    p = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(p)
+    except OSError:
+        return "missing"  # the encoder reports it; a later file at this path is a miss
+    sig = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+    hit = memo.get(p)
+    if hit is not None and hit[:-1] == sig:
+        return hit[-1]
+    digest = sha256_file(p)
+    memo[p] = sig + [digest]
+    changed.append(p)
+    return digest
+
+
+def inputs_digest(inputs: Sequence, modality: str = "text") -> str:
+    """Hex sha256 over what ``inputs`` hold, in order — part of the cache key, so an id whose
+    content changed (a report parsed differently, an image file replaced) is recomputed.
+
+    Texts (a text encoder's ``str``): their UTF-8 bytes. Arrays: dtype, shape and bytes. Image
+    files (an image encoder's ``str`` / ``PathLike``): the file's sha256, memoised in
+    ``<cache_dir>/files-sha256.json`` by (path, size, mtime, ctime, inode), so a warm run only
+    stats the files. Anything else: its ``repr``. ~5 ms for 4k reports.
+    """
+    h = hashlib.sha256()
+    memo: dict | None = None
+    changed: list[str] = []
+
+    def put(tag: bytes, *parts: bytes) -> None:
+        h.update(tag)
+        for b in parts:  # length-prefixed: no two different inputs give the same stream
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
+
+    for x in inputs:
+        if isinstance(x, str) and modality == "text":
+            put(b"t", x.encode("utf-8", "surrogatepass"))
+        elif isinstance(x, np.ndarray):
+            a = np.ascontiguousarray(x)
+            put(b"a", f"{a.dtype.str}|{a.shape}".encode(),
+                a.tobytes() if a.dtype.hasobject else a.reshape(-1).view(np.uint8).data)
+        elif isinstance(x, (str, os.PathLike)):
+            if memo is None:
+                try:
+                    memo = json.loads(_files_memo_path().read_text())
+                except (OSError, ValueError):
+                    memo = {}
+            put(b"f", _file_sha256(x, memo, changed).encode())
+        elif isinstance(x, (bytes, bytearray, memoryview)):
+            put(b"b", bytes(x))
+        else:
+            put(b"r", f"{type(x).__module__}.{type(x).__qualname__}|{x!r}".encode())
+    if changed:
+        try:
+            atomic_write_text(_files_memo_path(), json.dumps(memo, separators=(",", ":")))
+        except OSError:
+            pass  # only an optimisation
     return h.hexdigest()
 
 
@@ -116,8 +191,10 @@ def _rows_digest(rows: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest()
 
 
-def entry_dir(encoder: Any, ids: Sequence[str], dataset: str) -> Path:
-    return embeddings_dir() / _safe(encoder.name) / cache_key(encoder.fingerprint(), dataset, ids)[:40]
+def entry_dir(encoder: Any, ids: Sequence[str], dataset: str, inputs: Sequence) -> Path:
+    content = inputs_digest(inputs, getattr(encoder, "modality", "text"))
+    return embeddings_dir() / _safe(encoder.name) / cache_key(encoder.fingerprint(), dataset,
+                                                              [str(i) for i in ids], content)[:40]
 
 
 def embed_cached(encoder: Any, inputs: Sequence, ids: Sequence[str], dataset: str,
@@ -128,7 +205,8 @@ def embed_cached(encoder: Any, inputs: Sequence, ids: Sequence[str], dataset: st
     ``ids`` name the inputs (unique strings, same order as ``inputs``); ``dataset`` names
     where they come from, including its version (e.g. ``"openi-5class@<recipe hash>"``).
     Rows are computed in chunks of ``chunk_size`` (texts ordered by length first, like
-    :meth:`Encoder.embed`), each saved as soon as it is done.
+    :meth:`Encoder.embed`), each saved as soon as it is done. A batch size that an
+    out-of-memory back-off settled on is kept for the following chunks.
     """
     ids = [str(i) for i in ids]
     n = len(ids)
@@ -142,8 +220,11 @@ def embed_cached(encoder: Any, inputs: Sequence, ids: Sequence[str], dataset: st
     if not isinstance(dataset, str) or not dataset:
         raise ValueError("embed_cached: dataset must be a non-empty string (name@version)")
 
+    items = list(inputs)
+    modality = getattr(encoder, "modality", "text")
+    content = inputs_digest(items, modality)
     fp = encoder.fingerprint()
-    key = cache_key(fp, dataset, ids)
+    key = cache_key(fp, dataset, ids, content)
     d = embeddings_dir() / _safe(encoder.name) / key[:40]
     final = d / "embeddings.npy"
     full_expect = {"key": key, "shape": [n, int(encoder.dim)]}
@@ -155,15 +236,15 @@ def embed_cached(encoder: Any, inputs: Sequence, ids: Sequence[str], dataset: st
     if not (d / "meta.json").exists():
         atomic_write_text(d / "meta.json", _canonical({
             "key": key, "encoder": encoder.name, "fingerprint": fp, "dataset": dataset, "n": n,
-            "dim": int(encoder.dim), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "format": FORMAT_VERSION}))
-    items = list(inputs)
-    if getattr(encoder, "modality", "text") == "text":
+            "content_sha256": content, "dim": int(encoder.dim),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "format": FORMAT_VERSION}))
+    if modality == "text":
         order = np.array(sorted(range(n), key=lambda i: -encoder._sort_key(items[i])), dtype=np.int64)
     else:
         order = np.arange(n, dtype=np.int64)
     out = np.empty((n, int(encoder.dim)), dtype=np.float32)
     cs = max(1, int(chunk_size))
+    bs = batch_size
     from tqdm.auto import tqdm
 
     bar = tqdm(total=n, desc=f"embed {encoder.name} ({dataset})", disable=not progress, leave=False)
@@ -174,8 +255,13 @@ def embed_cached(encoder: Any, inputs: Sequence, ids: Sequence[str], dataset: st
             expect = {"rows": _rows_digest(rows), "shape": [len(rows), int(encoder.dim)]}
             arr = _read_checked(path, expect)
             if arr is None:
-                arr = np.asarray(encoder.embed([items[i] for i in rows], batch_size=batch_size,
+                arr = np.asarray(encoder.embed([items[i] for i in rows], batch_size=bs,
                                                progress=False), dtype=np.float32)
+                # after an out-of-memory back-off, start the next chunk at the size that fitted
+                # (Encoder.embed records it) instead of running out of memory again
+                fitted = getattr(encoder, "last_batch_size", None)
+                if fitted:
+                    bs = min(int(fitted), int(bs)) if bs else int(fitted)
                 _write_checked(path, arr, {"rows": expect["rows"]})
             out[rows] = arr
             bar.update(len(rows))

@@ -236,3 +236,129 @@ def test_process_killed_mid_write_leaves_no_half_entry(tmp_path):
     arr = np.load(next(d.glob("*/embeddings.npy")))
     texts = [f"t{i}" * (i % 5 + 1) for i in range(40)]
     np.testing.assert_array_equal(arr[:, 0], [len(t) for t in texts])
+
+
+# --------------------------------------------------------------------------------------------
+# the key covers the inputs' content, not only their ids
+# --------------------------------------------------------------------------------------------
+def test_changed_text_behind_the_same_id_is_a_miss():
+    enc = Toy()
+    before = embed_cached(enc, TEXTS, IDS, "ds@1", progress=False)
+    texts = list(TEXTS)
+    texts[5] = "report 5 parsed by the new parser"
+    enc.calls = 0
+    after = embed_cached(enc, texts, IDS, "ds@1", progress=False)
+    assert enc.calls == 20, "a stale embedding was served for a changed text"
+    np.testing.assert_array_equal(after, enc.embed(texts, progress=False))
+    assert not np.array_equal(after[5], before[5])
+    enc.calls = 0
+    embed_cached(enc, texts, IDS, "ds@1", progress=False)  # the same content again: a hit
+    embed_cached(enc, TEXTS, IDS, "ds@1", progress=False)  # the old content's entry is still there
+    assert enc.calls == 0
+
+
+class ToyImage(Encoder):
+    """Image encoder over file paths or arrays: the vector is a function of the bytes it reads."""
+
+    def __init__(self, dim=3):
+        super().__init__("toyimg", "image", "general", dim, spec={"kind": "toyimg"})
+        self.calls = 0
+
+    def _embed_batch(self, batch):
+        self.calls += len(batch)
+        rows = []
+        for x in batch:
+            b = Path(x).read_bytes() if isinstance(x, (str, os.PathLike)) else np.asarray(x).tobytes()
+            a = np.frombuffer(b, dtype=np.uint8).astype(np.float32)
+            rows.append([a.sum(), (a * np.arange(len(a))).sum() % 9973, len(a)])
+        return np.asarray(rows, dtype=np.float32)
+
+
+def _pgm(rng, size=16) -> bytes:
+    return f"P5 {size} {size} 255\n".encode() + rng.integers(0, 256, size * size, dtype=np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("how", ["rewritten", "same_size_and_mtime", "renamed_over"])
+def test_image_file_replaced_at_the_same_path_is_a_miss(tmp_path, how, monkeypatch):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(4):
+        p = tmp_path / f"img{i}.pgm"
+        p.write_bytes(_pgm(rng))
+        paths.append(str(p))
+    ids = [f"img{i}" for i in range(4)]
+    enc = ToyImage()
+    before = embed_cached(enc, paths, ids, "imgs@1", progress=False)
+    assert enc.calls == 4
+    target = Path(paths[2])
+    st = target.stat()
+    time.sleep(0.05)  # file timestamps tick in jiffies: let the clock move past the first stat
+    new = _pgm(rng)
+    assert len(new) == st.st_size and new != target.read_bytes()
+    if how == "rewritten":
+        target.write_bytes(new)
+    elif how == "same_size_and_mtime":  # like cp -p / shutil.copy2 from an equal-sized file
+        target.write_bytes(new)
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert (target.stat().st_size, target.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    else:
+        other = tmp_path / "incoming.pgm"
+        other.write_bytes(new)
+        os.replace(other, target)
+    enc.calls = 0
+    after = embed_cached(enc, paths, ids, "imgs@1", progress=False)
+    assert enc.calls == 4, "a stale embedding was served for a replaced image file"
+    np.testing.assert_array_equal(after, enc.embed(paths, progress=False))
+    assert not np.array_equal(after[2], before[2])
+    # unchanged files are not read again to check them: stat only (sha256 memoised)
+    import semalign.cache as cache_mod
+
+    reads = []
+    monkeypatch.setattr(cache_mod, "sha256_file", lambda p: reads.append(p) or "x")
+    enc.calls = 0
+    np.testing.assert_array_equal(embed_cached(enc, paths, ids, "imgs@1", progress=False), after)
+    assert enc.calls == 0 and reads == []
+
+
+def test_changed_image_array_behind_the_same_id_is_a_miss():
+    imgs = np.random.default_rng(1).integers(0, 256, size=(5, 8, 8), dtype=np.uint8)
+    ids = [f"a{i}" for i in range(5)]
+    enc = ToyImage()
+    embed_cached(enc, imgs, ids, "arr@1", progress=False)
+    enc.calls = 0
+    embed_cached(enc, imgs.copy(), ids, "arr@1", progress=False)
+    assert enc.calls == 0  # same bytes: a hit
+    for changed in (imgs.copy(), imgs.astype(np.float32), imgs.reshape(5, 4, 16)):
+        if changed.dtype == np.uint8 and changed.shape == imgs.shape:
+            changed[3, 0, 0] ^= 1
+        enc.calls = 0
+        embed_cached(enc, changed, ids, "arr@1", progress=False)
+        assert enc.calls == 5, f"stale hit for a changed array ({changed.dtype}, {changed.shape})"
+
+
+# --------------------------------------------------------------------------------------------
+# out-of-memory back-off carries over from chunk to chunk
+# --------------------------------------------------------------------------------------------
+class OOMToy(Toy):
+    """Runs out of memory on batches larger than ``fits``, like a GPU would."""
+
+    def __init__(self, fits=4):
+        super().__init__(name="oomtoy")
+        self.fits, self.ooms, self.batches = fits, 0, []
+
+    def _embed_batch(self, batch):
+        self.batches.append(len(batch))
+        if len(batch) > self.fits:
+            self.ooms += 1
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return super()._embed_batch(batch)
+
+
+def test_oom_back_off_is_carried_to_the_next_chunks():
+    texts = [f"report {i} " + "y" * (i % 5) for i in range(24)]
+    ids = [f"r{i}" for i in range(24)]
+    enc = OOMToy(fits=4)
+    out = embed_cached(enc, texts, ids, "oom@1", progress=False, chunk_size=8, batch_size=8)
+    assert enc.ooms == 1, f"{enc.ooms} OOMs (batches tried: {enc.batches}); only the first chunk backs off"
+    assert enc.batches == [8, 4, 4] + [4, 4] * 2
+    np.testing.assert_array_equal(out, Toy().embed(texts, progress=False))

@@ -308,3 +308,132 @@ def test_cpu_outputs_are_deterministic_across_calls_and_batch_sizes(tiny):
     a = enc.embed(texts, batch_size=4, progress=False)
     assert np.array_equal(a, enc.embed(texts, batch_size=4, progress=False))  # bit for bit
     np.testing.assert_allclose(a, enc.embed(texts, batch_size=1, progress=False), atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# hub models: the fingerprint names the commit the files came from
+# --------------------------------------------------------------------------------------------
+SHA_A, SHA_B = "a1" * 20, "b2" * 20
+
+
+def _put_snapshot(hub_cache, repo_id, ref, src):
+    """Lay ``src``'s files out like the hub cache does: blobs/<hash>, snapshots/<ref>/<file> as
+    relative symlinks to the blobs, refs/main holding ``ref``."""
+    import hashlib
+    import os
+    import shutil
+
+    repo = hub_cache / ("models--" + repo_id.replace("/", "--"))
+    snap = repo / "snapshots" / ref
+    snap.mkdir(parents=True)
+    (repo / "blobs").mkdir(exist_ok=True)
+    for f in sorted(src.iterdir()):
+        blob = repo / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
+        if not blob.exists():
+            shutil.copyfile(f, blob)
+        os.symlink(os.path.relpath(blob, snap), snap / f.name)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(ref)
+    return snap
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """An offline hub cache in tmp_path; the hub client reads its cache path at import, so the
+    constant is patched as well as the environment variable."""
+    import huggingface_hub.constants as hub_constants
+
+    hub_cache = tmp_path / "hub"
+    hub_cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.delenv("SEMALIGN_MODELS_DIR", raising=False)
+    return hub_cache
+
+
+def test_hub_model_fingerprint_holds_the_loaded_commit(tiny, fake_hub, tmp_path):
+    from semalign.cache import cache_key
+
+    _put_snapshot(fake_hub, "tiny-hub/bert", SHA_A, tiny["bert"])
+    register_encoder("tiny-hub-bert", {"kind": "hf", "id": "tiny-hub/bert", "modality": "text",
+                                       "domain": "general", "pooling": "mean"})
+    a = get_encoder("tiny-hub-bert", device="cpu")
+    assert not a.local and a.source == "tiny-hub/bert"
+    fa = a.fingerprint()
+    assert fa["revision"] == SHA_A, f"fingerprint says revision {fa.get('revision')!r}, loaded {SHA_A}"
+    np.testing.assert_allclose(a.embed([SHORT], progress=False)[0], _manual_mean(tiny["bert"], SHORT), atol=1e-5)
+
+    # the hub moves `main` to a new commit with other weights: another fingerprint, another key
+    newer = tmp_path / "bert-newer"
+    newer.mkdir()
+    for f in tiny["bert"].iterdir():
+        (newer / f.name).write_bytes(f.read_bytes())
+    m = T.BertModel.from_pretrained(newer)
+    with torch.no_grad():
+        m.embeddings.word_embeddings.weight[5, 0] += 1.0
+    m.save_pretrained(newer)
+    _put_snapshot(fake_hub, "tiny-hub/bert", SHA_B, newer)
+    b = get_encoder("tiny-hub-bert", device="cpu")  # also by bare hub id: the same spec
+    fb = get_encoder("tiny-hub/bert", device="cpu").fingerprint()
+    assert b.fingerprint()["revision"] == fb["revision"] == SHA_B
+    ids = ["r1", "r2"]
+    assert cache_key(fa, "ds@1", ids) != cache_key(b.fingerprint(), "ds@1", ids)
+    # and the files it loaded are that commit's: the model is the newer one
+    np.testing.assert_allclose(b.embed([SHORT], progress=False)[0], _manual_mean(newer, SHORT), atol=1e-5)
+    assert not np.allclose(a.embed([SHORT], progress=False), b.embed([SHORT], progress=False))
+
+
+def test_hub_model_without_a_commit_name_is_identified_by_its_weights(tiny, fake_hub, tmp_path):
+    # a snapshot folder that is not named by a commit hash: fall back to hashing the weights
+    _put_snapshot(fake_hub, "tiny-hub/bert", "not-a-commit", tiny["bert"])
+    enc = get_encoder("tiny-hub/bert", device="cpu")
+    fp = enc.fingerprint()
+    assert "revision" not in fp
+    assert fp["weights_sha256"] == get_encoder(str(tiny["bert"]), device="cpu").fingerprint()["weights_sha256"]
+    # and with neither commit nor folder known: the loaded tensors are hashed
+    enc.commit = enc.snapshot = None
+    enc._weights_sha256 = None
+    h1 = enc.fingerprint()["weights_sha256"]
+    with torch.no_grad():
+        enc.model.embeddings.word_embeddings.weight[5, 0] += 1.0
+    enc._weights_sha256 = None
+    assert enc.fingerprint()["weights_sha256"] != h1
+
+
+# --------------------------------------------------------------------------------------------
+# dtype: what the model is loaded in is what the fingerprint says
+# --------------------------------------------------------------------------------------------
+# transformers' from_pretrained takes `dtype=` from 4.56.0 on (4.55.4 raises "BertModel.__init__()
+# got an unexpected keyword argument 'dtype'"); hf.build passes dtype=, so that is the floor.
+FIRST_TRANSFORMERS_WITH_DTYPE_KWARG = (4, 56)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_loaded_dtype_agrees_with_the_fingerprint(tiny, dtype):
+    enc = get_encoder(str(tiny["bert"]), device="cpu", dtype=dtype)
+    dtypes = {p.dtype for p in enc.model.parameters()}
+    assert dtypes == {getattr(torch, dtype)}
+    assert enc.fingerprint()["dtype"] == enc.dtype == dtype
+    emb = enc.embed([SHORT, LONG], progress=False)
+    assert emb.dtype == np.float32 and np.isfinite(emb).all()
+
+
+def test_pyproject_transformers_floor_accepts_the_dtype_kwarg(repo_root):
+    import re
+    import tomllib
+
+    pyproject = repo_root / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("not a source checkout")
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    (spec,) = [d for d in deps if re.match(r"transformers\b", d)]
+    floor = re.search(r">=\s*([0-9][0-9.]*)", spec)
+    assert floor, f"transformers has no >= floor in pyproject: {spec!r}"
+    got = tuple(int(x) for x in floor.group(1).split(".")[:2])
+    assert got >= FIRST_TRANSFORMERS_WITH_DTYPE_KWARG, (
+        f"pyproject allows {spec!r}, but from_pretrained(dtype=...) needs transformers >= "
+        f"{'.'.join(map(str, FIRST_TRANSFORMERS_WITH_DTYPE_KWARG))}")
+    installed = tuple(int(x) for x in re.findall(r"\d+", T.__version__)[:2])
+    assert installed >= FIRST_TRANSFORMERS_WITH_DTYPE_KWARG

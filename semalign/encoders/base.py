@@ -381,9 +381,10 @@ class Encoder:
                     try:
                         vecs = self._embed_batch([items[i] for i in idx])
                     except Exception as e:  # noqa: BLE001 — only OOM is handled, rest re-raised
-                        if not is_oom(e) or bs == 1:
+                        if not is_oom(e) or len(idx) == 1:
                             raise
-                        bs = max(1, bs // 2)
+                        # halve what actually ran out of memory (a short last batch is smaller than bs)
+                        bs = max(1, len(idx) // 2)
                         self._after_oom()
                         continue
                     vecs = _to_numpy(vecs)

@@ -5,6 +5,9 @@ Where the weights come from (first that applies):
 ``path`` (a local folder) · ``asset`` + ``subdir`` (a registry wheel) · ``asset_parts`` (one zip
 in several wheels) · ``id`` when it is a local folder · ``$SEMALIGN_MODELS_DIR/<org>/<name>`` ·
 the Hugging Face hub (``id`` + ``revision``; honours ``HF_HUB_OFFLINE`` and ``HF_TOKEN``).
+A hub model is pinned to the commit its ``config.json`` resolves to (the ``snapshots/<sha>/``
+folder of the hub cache), and that commit is in :meth:`HFEncoder.fingerprint`, hence in the
+embedding cache key; a local folder is identified by the sha256 of its weight files.
 
 Pooling (the ``pooling`` spec field; defaults per family, see :func:`default_pooling`):
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +158,40 @@ def weights_sha256(folder: str | Path) -> str:
     return h.hexdigest()
 
 
+def state_dict_sha256(model: Any) -> str:
+    """sha256 over a loaded model's tensors (name, dtype, shape, bytes): the last resort for a
+    hub model whose commit and snapshot folder are unknown."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def hub_snapshot(repo_id: str, **kw: Any) -> tuple[str | None, Path]:
+    """``(commit, snapshot folder)`` of a hub model: where its ``config.json`` resolves to.
+
+    The hub cache keeps each commit's files in ``models--org--name/snapshots/<sha>/``; ``kw``
+    (``revision``, ``local_files_only``) go to transformers' ``cached_file``, which downloads
+    ``config.json`` if it may and raises ``OSError`` if the model is nowhere. ``commit`` is None
+    when the folder is not named by a commit hash.
+    """
+    from transformers.utils import cached_file
+
+    cfg = cached_file(repo_id, "config.json", **kw)
+    if cfg is None:
+        raise OSError(f"{repo_id} has no config.json")
+    folder = Path(cfg).parent  # not resolved: the file itself is a symlink into blobs/
+    commit = folder.name if folder.parent.name == "snapshots" and \
+        re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
+    return commit, folder
+
+
 def _sentence_transformers_defaults(folder: Path) -> dict:
     """Pooling, normalisation and max length from a sentence-transformers folder, if it is one."""
     out: dict[str, Any] = {}
@@ -203,9 +241,12 @@ def is_decoder(config: Any) -> bool:
 class HFEncoder(Encoder):
     """A transformers model + tokenizer or image processor, pooled as ``spec["pooling"]``."""
 
-    def __init__(self, *args: Any, model: Any, processor: Any, source: str, local: bool, **kwargs: Any):
+    def __init__(self, *args: Any, model: Any, processor: Any, source: str, local: bool,
+                 commit: str | None = None, snapshot: str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.model, self.processor, self.source, self.local = model, processor, source, local
+        # hub models: the commit the files were loaded from, and its snapshot folder in the cache
+        self.commit, self.snapshot = commit, snapshot
         self.pooling = self.spec["pooling"]
         self.normalize = bool(self.spec.get("normalize", False))
         self.max_length = self.spec.get("max_length")
@@ -226,9 +267,18 @@ class HFEncoder(Encoder):
             fp["weights_sha256"] = self._weights_sha256
             if self.spec.get("_source") == "local folder":
                 fp.pop("id", None)  # a folder's path is not its identity; its weights are
+        elif self.commit:
+            # the immutable commit of the loaded files (from the snapshot path they resolved to), not
+            # the branch name: after the hub moves `main`, the key changes. (transformers 5 no
+            # longer sets config._commit_hash, which this used to read: every key said "main".)
+            fp["revision"] = self.commit
         else:
-            commit = getattr(self.model.config, "_commit_hash", None)
-            fp["revision"] = commit or self.spec.get("revision") or "main"
+            # no commit to name the weights by: hash them, like a local folder
+            fp.pop("revision", None)
+            if self._weights_sha256 is None:
+                self._weights_sha256 = (weights_sha256(self.snapshot) if self.snapshot
+                                        else state_dict_sha256(self.model))
+            fp["weights_sha256"] = self._weights_sha256
         return fp
 
     def _preprocessing_description(self) -> Any:
@@ -314,7 +364,13 @@ def build(spec: dict, device: str) -> Encoder:
         kw["revision"] = spec["revision"]
     if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
         kw["local_files_only"] = True
+    commit = snapshot = None
     try:
+        if not local:
+            commit, folder = hub_snapshot(source, **kw)
+            snapshot = str(folder)
+            if commit:  # pin it: config, weights and tokenizer all come from this one commit
+                kw["revision"] = commit
         config = AutoConfig.from_pretrained(source, **kw)
     except (OSError, ValueError) as e:
         if local:
@@ -377,7 +433,7 @@ def build(spec: dict, device: str) -> Encoder:
     name = spec.get("name") or source
     return HFEncoder(name, modality, spec["domain"], dim, spec=spec, device=device,
                      dtype=spec.get("dtype", "float32"), model=model, processor=processor,
-                     source=source, local=local)
+                     source=source, local=local, commit=commit, snapshot=snapshot)
 
 
 def _output_dim(config: Any, pooling: str, modality: str) -> int:
