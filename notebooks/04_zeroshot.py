@@ -31,6 +31,8 @@ vision_encoders = ["efficientnet-lite0", "mobilenet-v2"]
 text_encoder = "minilm-l6"
 pairs = "synthcxr-pairs"
 n_pairs = 2000
+pair_pool = 2700
+runs = 3
 method = "ortho"
 n_prompts = 10
 baselines = {}
@@ -45,12 +47,13 @@ plots.setup()
 results, info = experiments.zeroshot_grid(
     vision_tasks, vision_encoders, text_encoder, pairs=pairs, n_pairs=n_pairs, method=method,
     n_prompts=n_prompts, baselines=baselines, device=device, batch_size=batch_size, seed=seed,
-    task_params=task_params,
+    task_params=task_params, runs=runs, pair_pool=pair_pool,
 )
 results.insert(0, "profile", profile)
 book.write_results(results)
 Markdown(experiments.describe_encoders(info["domains"]) + "\n\n" + experiments.describe_zeroshot_setup(
-    text_encoder, info["domains"][text_encoder], pairs, info["n_pairs"], method, n_prompts, profile))
+    text_encoder, info["domains"][text_encoder], pairs, info["n_pairs"], method, n_prompts, profile,
+    runs=info["runs"], pair_pool=info["pair_pool"]))
 
 # %%
 if not baselines:
@@ -66,4 +69,4 @@ plots.zeroshot_bars(experiments.fig4_frame(results),
 Markdown(experiments.read_fig4(results, info["supervised_on"]))
 
 # %%
-experiments.fig4_frame(results).pivot_table(index="model", columns="task", values="auroc").round(3)
+experiments.fig4_frame(results).pivot_table(index="model", columns="task", values="auroc").round(3)  # means over runs

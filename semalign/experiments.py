@@ -289,13 +289,19 @@ def zeroshot_grid(
     batch_size: int | None = None,
     seed: int = 0,
     task_params: dict[str, dict] | None = None,
+    runs: int = 1,
+    pair_pool: int | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Fig. 4: the paper's unimodal zero-shot for every vision encoder, plus baselines.
 
-    The transform is fitted once per vision encoder on ``n_pairs`` image–report pairs
-    (``semalign.data.get_pairs(pairs)``: images through the vision encoder, reports through
-    ``text_encoder``), then every task's test images are mapped into text space and scored
-    against the first ``n_prompts`` positive and negative prompts. ``baselines``:
+    A pool of ``pair_pool`` image–report pairs (default ``n_pairs``;
+    ``semalign.data.get_pairs(pairs)``) is embedded once: images by each vision encoder,
+    reports by ``text_encoder``. Run r (``runs`` of them, as the paper repeats each experiment
+    with a new random anchor set) draws ``n_pairs`` of the pool with
+    ``numpy.random.default_rng([seed, r])``, fits the transform per vision encoder on them,
+    maps every task's test images into text space and scores them against the first
+    ``n_prompts`` positive and negative prompts. Rows carry a ``run`` column; the baselines
+    use no anchors and have one row per task (``run`` 0). ``baselines``:
     ``{approach: [image tower, text tower]}`` (approach "clip" or "medclip") scored with the
     standard multimodal zero-shot. Returns the tidy frame of :func:`semalign.zeroshot.tidy_results`
     plus ``n_pos, n_neg`` (test class counts, for the chance level) and ``{"domains": {encoder:
@@ -308,7 +314,15 @@ def zeroshot_grid(
     from semalign.zeroshot import prompts_for_task, standard_zeroshot, tidy_results, unimodal_zeroshot
 
     baselines = dict(baselines or {})
-    pair_df = get_pairs(pairs, n=n_pairs, seed=seed)
+    pool_n = int(pair_pool or n_pairs)
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1; got {runs}")
+    if n_pairs > pool_n:
+        raise ValueError(f"n_pairs={n_pairs} is more than the pair pool ({pool_n}): lower n_pairs or raise pair_pool")
+    if runs > 1 and n_pairs == pool_n:
+        raise ValueError(f"runs={runs} with n_pairs == pair_pool ({pool_n}) would fit every run on the same "
+                         f"anchors: give pair_pool > n_pairs (e.g. {int(n_pairs * 4 / 3)}) or runs=1")
+    pair_df = get_pairs(pairs, n=pool_n, seed=seed)
     pkey = pair_df.attrs.get("dataset_key", f"{pairs}@n={n_pairs},seed={seed}")
     pids = [str(i) for i in pair_df["id"]]
     encs = load_encoders([text_encoder, *vision_encoders], device)
@@ -316,12 +330,12 @@ def zeroshot_grid(
     anchor_text = _embed(txt, list(pair_df["text"]), pids, pkey, batch_size)
     anchor_img = {n: _embed(encs[n], list(pair_df["image"]), pids, pkey, batch_size) for n in vision_encoders}
     base_encs = {a: load_encoders(list(pair), device) for a, pair in baselines.items()}
-    rows, counts = [], []
+    draws = [np.sort(np.random.default_rng([seed, r]).permutation(len(pair_df))[:n_pairs]) for r in range(runs)]
+    rows, extra = [], []
     for task_name in tasks:
         t = get_task(task_name, task_params)
         y = binary_labels(t)
         n_pos = int(np.sum(y == 1))
-        counts += [(n_pos, len(y) - n_pos)] * (len(vision_encoders) + len(baselines))
         ids = [str(i) for i in t.test["id"]]
         ps = prompts_for_task(task_name)
         pos, neg = list(ps.positive)[:n_prompts], list(ps.negative)[:n_prompts]
@@ -329,21 +343,39 @@ def zeroshot_grid(
         for n in vision_encoders:
             standins.check_disjoint(encs[n], ids, what=f"{task_name} test")
             test_e = embed_rows(encs[n], ids, list(t.test["input"]), t, batch_size)
-            r = unimodal_zeroshot(test_e, y, anchor_img[n], anchor_text, pos_e, neg_e, method=method, seed=seed)
-            rows.append(r.row(task_name, "unimodal", n, text_encoder, encs[n].domain))
+            for run, a in enumerate(draws):
+                r = unimodal_zeroshot(test_e, y, anchor_img[n][a], anchor_text[a], pos_e, neg_e, method=method,
+                                      seed=seed + run)
+                rows.append(r.row(task_name, "unimodal", n, text_encoder, encs[n].domain))
+                extra.append((run, n_pos, len(y) - n_pos))
         for approach, (img_name, txt_name) in ((a, list(p)) for a, p in baselines.items()):
             bi, bt = base_encs[approach][img_name], base_encs[approach][txt_name]
             test_e = embed_rows(bi, ids, list(t.test["input"]), t, batch_size)
             r = standard_zeroshot(test_e, y, _embed_prompts(bt, pos, batch_size), _embed_prompts(bt, neg, batch_size))
             rows.append(r.row(task_name, approach, img_name, txt_name, bi.domain))
+            extra.append((0, n_pos, len(y) - n_pos))
     domains = {n: e.domain for n, e in encs.items()}
     out = tidy_results(rows)
-    out["n_pos"], out["n_neg"] = [c[0] for c in counts], [c[1] for c in counts]
+    out["run"], out["n_pos"], out["n_neg"] = ([e[k] for e in extra] for k in range(3))
     supervised = {n: str(e.spec["supervised_on"]) for n, e in encs.items()
                   if n in vision_encoders and getattr(e, "spec", {}).get("supervised_on")}
     out["supervised_on"] = [supervised.get(v, "") if a == "unimodal" else ""
                             for v, a in zip(out["vision_encoder"], out["approach"])]
-    return out, {"domains": domains, "n_pairs": len(pair_df), "supervised_on": supervised}
+    return out, {"domains": domains, "n_pairs": int(n_pairs), "pair_pool": len(pair_df), "runs": int(runs),
+                 "supervised_on": supervised}
+
+
+def fig4_means(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, approach, vision encoder, text encoder): AUROC mean over runs and its
+    std (NaN for one run), with the class counts and ``supervised_on`` carried along."""
+    keys = ["task", "approach", "vision_encoder", "text_encoder", "domain"]
+    if "run" not in results.columns:
+        return results.assign(auroc_std=np.nan)
+    agg = {"auroc": ("auroc", "mean"), "auroc_std": ("auroc", "std"), "runs": ("auroc", "size")}
+    for c in ("n_pos", "n_neg", "supervised_on"):
+        if c in results.columns:
+            agg[c] = (c, "first")
+    return results.groupby(keys, sort=False, dropna=False).agg(**agg).reset_index()
 
 
 #: What the paper puts in the zero-shot roles (Sec. 4.2), to name what a profile uses instead.
@@ -353,7 +385,8 @@ PAPER_PAIRS = ("mimic-cxr-pairs",)
 
 
 def describe_zeroshot_setup(text_encoder: str, text_domain: str, pairs: str, n_pairs: int,
-                            method: str, n_prompts: int, profile: str) -> str:
+                            method: str, n_prompts: int, profile: str, runs: int = 1,
+                            pair_pool: int | None = None) -> str:
     """One paragraph: the text space and anchors this run uses, beside the paper's."""
     same_text = text_encoder.startswith(("clip", "openai/clip"))
     same_pairs = pairs in PAPER_PAIRS
@@ -361,7 +394,9 @@ def describe_zeroshot_setup(text_encoder: str, text_domain: str, pairs: str, n_p
            + ("" if same_text else f" — **in place of** the paper's {PAPER_ZEROSHOT_ROLES['text']}") + ". "
            f"Anchors: {n_pairs} image–report pairs of `{pairs}`"
            + ("" if same_pairs else f" — **in place of** the paper's {PAPER_ZEROSHOT_ROLES['pairs']}") + ". ")
-    return txt + (f"Transform `{method}`; {n_prompts} positive and {n_prompts} negative prompts per task; "
+    draws = (f"{runs} runs, each on its own random {n_pairs} of a pool of {pair_pool} pairs; "
+             if runs > 1 and pair_pool else "")
+    return txt + (f"{draws}Transform `{method}`; {n_prompts} positive and {n_prompts} negative prompts per task; "
                   f"profile `{profile}`.")
 
 
@@ -382,12 +417,14 @@ APPROACH_LABELS = {"unimodal": "ours (unimodal + alignment)", "clip": "CLIP", "m
 
 
 def fig4_frame(results: pd.DataFrame) -> pd.DataFrame:
-    """Fig. 4 frame for :func:`semalign.plots.zeroshot_bars`: task, model, kind, auroc."""
-    df = results.copy()
+    """Fig. 4 frame for :func:`semalign.plots.zeroshot_bars`: task, model, kind, auroc (mean
+    over runs) and, with several runs, auroc_std."""
+    df = fig4_means(results)
     df["kind"] = df["approach"].map(APPROACH_LABELS).fillna(df["approach"])
     df["model"] = np.where(df["approach"] == "unimodal",
                            df["vision_encoder"] + " (" + df["domain"] + ")", df["kind"])
-    return df[["task", "model", "kind", "auroc"]]
+    cols = ["task", "model", "kind", "auroc"] + (["auroc_std"] if df["auroc_std"].notna().any() else [])
+    return df[cols]
 
 
 def read_fig4(results: pd.DataFrame, supervised_on: dict[str, str] | None = None) -> str:
@@ -397,6 +434,7 @@ def read_fig4(results: pd.DataFrame, supervised_on: dict[str, str] | None = None
     merely > 0.5. ``supervised_on``: encoders trained on labels (from :func:`zeroshot_grid`),
     named so that a reader does not take their bars for zero-shot ability.
     """
+    results = fig4_means(results)
     uni = results[results["approach"] == "unimodal"]
     if uni.empty:
         return "**Reading.** No unimodal results."
@@ -406,7 +444,9 @@ def read_fig4(results: pd.DataFrame, supervised_on: dict[str, str] | None = None
             f"{0.5 + 2 * _chance_sd_of(uni):.2f} here" if {"n_pos", "n_neg"} <= set(uni.columns) else "0.5")
     s = (f"**Reading.** Averaged over the {uni['task'].nunique()} task(s), the best vision encoder with the "
          f"paper's method is `{per_enc.index[0]}` (mean AUROC {per_enc.iloc[0]:.3f}); {above} of {len(uni)} "
-         f"(encoder, task) results are above chance (AUROC above {rule}).")
+         f"(encoder, task) results are above chance (AUROC above {rule})"
+         + (f"; means over {int(uni['runs'].max())} anchor draws." if uni.get("runs", pd.Series([1])).max() > 1
+            else "."))
     gen = uni[uni["domain"] == "general"]
     if len(gen):
         g = gen.groupby("vision_encoder")["auroc"].mean().sort_values(ascending=False)
@@ -660,6 +700,7 @@ def claims_summary(fig3: pd.DataFrame, ours_t1: pd.DataFrame, paper_t1: Any, fig
             add("4.1, Table 1", f"Med→Gen loses against SUB ({modality})",
                 f"{pmg:+.0f} % ({change_category(pmg)})", f"{mg:+.0f} % ({change_category(mg)})",
                 change_category(mg) == change_category(pmg))
+    fig4 = fig4_means(fig4)
     uni = fig4[fig4["approach"] == "unimodal"]
     if len(uni):
         best = uni.groupby("task")["auroc"].max()

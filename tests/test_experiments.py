@@ -99,3 +99,42 @@ def test_zeroshot_setup_names_what_stands_in_for_the_papers_roles():
 def test_table1_anchor_counts_are_read_per_modality():
     assert experiments.describe_anchor_counts({"text": [1000], "vision": [280]}) == "text 1000, vision 280"
     assert experiments.describe_anchor_counts({"text": [1000], "vision": []}) == "text 1000"
+
+
+# ------------------------------------------------ Fig. 4 end to end, with a CLIP baseline ----
+from test_zeroshot import tiny_clip  # noqa: E402,F401 — the locally built tiny CLIP fixture
+
+
+@pytest.mark.slow
+def test_zeroshot_grid_runs_draws_and_a_clip_baseline(tiny_clip, monkeypatch):
+    """zeroshot_grid on real SynthCXR tasks with a real registry CNN and text encoder, the tiny
+    local CLIP standing in for the CLIP baseline: rows per run, class counts, means and std in the
+    Fig. 4 frame, the baseline scored once per task."""
+    from semalign.encoders import get_encoder
+
+    folder, _ = tiny_clip
+    real = experiments.load_encoders
+
+    def load(names, device="cpu"):
+        clip = {n: get_encoder(n, device="cpu", id=str(folder), dim=0) for n in names if n.startswith("clip-")}
+        return {**real([n for n in names if n not in clip], device), **clip}
+
+    monkeypatch.setattr(experiments, "load_encoders", load)
+    tasks = ["synthcxr-pneumonia", "synthcxr-vindr-cardiomegaly"]
+    tp = {"synthcxr-*": {"n_train_per_class": 4, "n_test_per_class": 10, "n_pool": 8}}
+    res, info = experiments.zeroshot_grid(
+        tasks, ["mobilenet-v2"], "wordllama-256", pairs="synthcxr-pairs", n_pairs=24, pair_pool=32, runs=2,
+        baselines={"clip": ["clip-vit-b32-image", "clip-vit-b32-text"]}, device="cpu", task_params=tp)
+    uni, clip = res[res.approach == "unimodal"], res[res.approach == "clip"]
+    assert len(uni) == 2 * 2 and sorted(set(uni["run"])) == [0, 1]
+    assert len(clip) == 2 and set(clip["run"]) == {0}, "the baseline uses no anchors: one row per task"
+    assert (res["n_pos"] == 10).all() and (res["n_neg"] == 10).all()
+    assert info["runs"] == 2 and info["pair_pool"] == 32 and info["n_pairs"] == 24
+    f4 = experiments.fig4_frame(res)
+    assert len(f4) == 4 and "auroc_std" in f4.columns, "one bar per (task, model), runs averaged"
+    m = uni[uni.task == tasks[0]]["auroc"].mean()
+    assert f4[(f4.task == tasks[0]) & (f4.kind.str.startswith("ours"))]["auroc"].iloc[0] == pytest.approx(m)
+    assert "CLIP on" in experiments.read_fig4(res) and "2 anchor draws" in experiments.read_fig4(res)
+    with pytest.raises(ValueError, match="same anchors"):
+        experiments.zeroshot_grid(tasks, ["mobilenet-v2"], "wordllama-256", pairs="synthcxr-pairs", n_pairs=24,
+                                  runs=2, device="cpu", task_params=tp)

@@ -243,7 +243,8 @@ def fit_tfidf_mesh(dim: int = 128, max_features: int = 5000, min_term_count: int
     terms = sorted(t for t, c in counts.items() if c >= min_term_count)
     Y = np.array([[t in set(h) for t in terms] for h in heads], np.float32)
     g = torch.Generator().manual_seed(seed)
-    Xt = torch.sparse_coo_tensor(np.vstack([X.row, X.col]).astype(np.int64), X.data.astype(np.float32), X.shape).coalesce()
+    Xt = torch.sparse_coo_tensor(np.vstack([X.row, X.col]).astype(np.int64), X.data.astype(np.float32), X.shape,
+                                 check_invariants=True).coalesce()
     Yt = torch.from_numpy(Y)
     W1 = torch.nn.Parameter(torch.randn(X.shape[1], dim, generator=g) * 0.01)
     b1 = torch.nn.Parameter(torch.zeros(dim))
