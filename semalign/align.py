@@ -4,8 +4,9 @@ Two parallel anchor sets ``X`` (N, d1) and ``Y`` (N, d2) — row i of each is th
 sample seen by two encoders — define a map T with ``Y ≈ T(X)``. The pipeline is the
 paper's (it used latentis; this module follows latentis's behaviour):
 
-1. **standard scaling** (``std_scaling=True``): each feature of X is centred and divided by
-   its standard deviation *over the X anchors*; the same for Y with the Y anchors.
+1. **standard scaling** (``std_scaling=True``; every method but ``naive``): each feature of
+   X is centred and divided by its standard deviation *over the X anchors*; the same for Y
+   with the Y anchors.
    ``std`` is the unbiased estimate (ddof=1, ``torch.std``'s default, as in latentis); a
    feature that is constant over the anchors keeps scale 1 (no division by zero, no NaN).
 2. **zero padding**: the smaller space is zero-padded to ``D = max(d1, d2)``.
@@ -29,11 +30,19 @@ updates are element-wise, so the padded entries of the affine map never touch th
 ones). ``tests/test_align.py`` checks every method against a float64 numpy reference that
 pads literally.
 
-``naive`` and ``std_scaling``: like every latentis translator, ``Translator("naive")`` runs
-the same pipeline with an identity estimator, so with ``std_scaling=True`` it standardises
-with the source anchors and de-normalises with the target anchors. The paper's naive
-baseline (no transformation, anchor-free) is ``Translator("naive", std_scaling=False)``,
-which is what :func:`semalign.stitching.stitch_grid` uses.
+``naive`` ignores ``std_scaling``: it is the paper's baseline, "no transformation", so
+``Translator("naive")`` only zero-pads or cuts x to d2 (``transform(x) == np.pad(x)[:, :d2]``
+exactly), whatever ``std_scaling`` says, and its ``scaling_x_``/``scaling_y_`` are ``None``.
+(latentis would standardise with the source anchors and de-normalise with the target's
+around its identity estimator; that is not the paper's baseline, and
+:func:`semalign.stitching.stitch_grid`'s ``naive`` rows pad/cut the raw embeddings too.)
+
+Dtypes: the fit computes in float64 when either anchor set is float64, else in float32
+(ints, float16, bfloat16 become float32); ``dtype_`` records it. ``transform`` and
+``inverse_transform`` compute in float64 when the fit or the input is float64 (a float32
+fitted state is then cast up, so float64 inputs keep their precision through the
+pre-processing), else in float32, and return the input's precision: float64 for float64
+input, float32 for anything else.
 
 ``affine`` vs ``linear``: once both sides are centred on their anchor means, the
 closed-form affine least-squares optimum has bias exactly 0 and R equal to ``linear``;
@@ -58,6 +67,7 @@ import torch
 
 __all__ = [
     "METHODS",
+    "CONSTANT_RTOL",
     "NotFittedError",
     "Translator",
     "standard_scaling_state",
@@ -80,6 +90,10 @@ __all__ = [
 METHODS: tuple[str, ...] = ("naive", "affine", "linear", "l-ortho", "ortho")
 
 State = dict[str, torch.Tensor]
+
+#: :func:`standard_scaling_state` treats a feature as constant over the anchors when its
+#: float64 std is at most ``CONSTANT_RTOL · |mean|`` (float64 rounding of the statistics).
+CONSTANT_RTOL: float = 1024 * float(np.finfo(np.float64).eps)
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -201,14 +215,21 @@ def standard_scaling_state(x: torch.Tensor) -> State:
     """Per-feature ``{"mean": (d,), "std": (d,)}`` of anchors x (N, d), N >= 2.
 
     Computed in float64 and cast back to x's dtype. ``std`` is unbiased (ddof=1, as
-    latentis / ``torch.std``). A feature constant over the anchors — std at most
-    10·eps(dtype)·max(1, |mean|), i.e. rounding noise — keeps std 1, so it is only centred
-    (latentis does the same; otherwise NaN/inf reach the SVD and it "does not converge").
+    latentis / ``torch.std``). A feature constant over the anchors keeps std 1, so it is only
+    centred (latentis does the same; otherwise NaN/inf reach the SVD and it "does not
+    converge"). "Constant" is judged on the float64 statistics, whatever x's dtype:
+    ``std <= CONSTANT_RTOL · |mean|`` (``CONSTANT_RTOL`` = 1024·eps(float64) ≈ 2.3e-13, room
+    for the rounding of the float64 mean; a column of identical values has exactly zero
+    variance on CPU anyway, float32 ones included, since they are exact in float64), or a
+    std that x's dtype cannot hold as a normal number (below ``finfo(dtype).tiny``; dividing
+    by it would overflow). A non-constant float32 feature has a relative spread of at least
+    ~eps(float32)/√N ≫ CONSTANT_RTOL, so it is always scaled, however large its offset or small
+    its spread: float32 and float64 anchors are pre-processed alike (scale invariance holds).
     """
     var, mean = torch.var_mean(x.to(torch.float64), dim=0, correction=1)
     std = var.sqrt()
-    tiny = 10 * torch.finfo(x.dtype).eps * torch.clamp(mean.abs(), min=1.0)
-    std = torch.where(std <= tiny, torch.ones_like(std), std)
+    constant = (std <= CONSTANT_RTOL * mean.abs()) | (std < torch.finfo(x.dtype).tiny)
+    std = torch.where(constant, torch.ones_like(std), std)
     return {"mean": mean.to(x.dtype), "std": std.to(x.dtype)}
 
 
@@ -296,15 +317,19 @@ def _linear_init(d_pad: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tenso
     """``nn.Linear(d_pad, d_pad)``'s default initialisation, drawn from a private generator.
 
     Bit-identical to ``torch.manual_seed(seed); nn.Linear(d_pad, d_pad)`` on CPU (what latentis
-    does), without touching the global RNG. Returns weight (out, in) and bias (out,).
+    does: a float32 module), without touching the global RNG, then cast to ``dtype``. The draw
+    is always float32: ``uniform_`` consumes the generator differently per dtype, so a float64
+    draw would be a different initialisation and float32 and float64 fits of the same anchors
+    would end 300 Adam steps apart (R differed by 0.58 on a 200×6 example; 3e-7 with this).
+    Returns weight (out, in) and bias (out,).
     """
     g = torch.Generator(device="cpu").manual_seed(int(seed))
     # kaiming_uniform_(a=sqrt(5)): bound = sqrt(3) * gain / sqrt(fan_in), gain = sqrt(2 / 6)
     w_bound = math.sqrt(3.0) * (math.sqrt(2.0 / (1 + 5)) / math.sqrt(d_pad))
-    weight = torch.empty(d_pad, d_pad, dtype=dtype).uniform_(-w_bound, w_bound, generator=g)
+    weight = torch.empty(d_pad, d_pad, dtype=torch.float32).uniform_(-w_bound, w_bound, generator=g)
     b_bound = 1 / math.sqrt(d_pad)
-    bias = torch.empty(d_pad, dtype=dtype).uniform_(-b_bound, b_bound, generator=g)
-    return weight, bias
+    bias = torch.empty(d_pad, dtype=torch.float32).uniform_(-b_bound, b_bound, generator=g)
+    return weight.to(dtype), bias.to(dtype)
 
 
 def _adam(params: list[torch.Tensor], **kw: Any) -> torch.optim.Optimizer:
@@ -470,6 +495,11 @@ def _to_tensor(
     return t, not is_torch
 
 
+def _cast(state: State | None, dtype: torch.dtype) -> State | None:
+    """A fitted state (or scaling state) with its tensors in ``dtype`` (no copy if already)."""
+    return None if state is None else {k: v.to(dtype) for k, v in state.items()}
+
+
 def _to_kind(t: torch.Tensor, as_numpy: bool, device: torch.device | None) -> Any:
     if as_numpy:
         return t.detach().cpu().numpy()
@@ -489,21 +519,24 @@ class Translator:
     method : one of :data:`METHODS` — ``"naive"``, ``"affine"``, ``"linear"``, ``"l-ortho"``,
         ``"ortho"`` (see the module docstring for the maths).
     std_scaling : standardise each side with its own anchors' statistics and de-normalise
-        outputs with the target's (paper Sec. 3.1). Applies to every method, ``naive``
-        included (latentis behaviour); the paper's anchor-free naive baseline is
-        ``Translator("naive", std_scaling=False)``.
+        outputs with the target's (paper Sec. 3.1). Ignored by ``naive``, which is always
+        padding/cutting only (the paper's "no transformation" baseline).
     seed : seed of the ``affine`` initialisation (unused by the closed-form methods).
     device : torch device to compute on; ``None`` = the anchors' device (CPU for numpy).
     lr, steps : Adam learning rate and number of steps for ``affine`` (latentis: 1e-3, 300).
 
     Fitted attributes
     -----------------
-    ``dim_x_`` (d1), ``dim_y_`` (d2), ``n_anchors_`` (N), ``dtype_``, ``device_``,
-    ``scaling_x_`` / ``scaling_y_`` (``{"mean", "std"}`` or ``None``), ``state_`` (the dict of
-    the functional core), ``R_`` ((d1, d2) tensor or ``None`` for naive), ``b_`` ((d2,) or None).
+    ``dim_x_`` (d1), ``dim_y_`` (d2), ``n_anchors_`` (N), ``dtype_`` (the fit's compute dtype),
+    ``device_``, ``scaling_x_`` / ``scaling_y_`` (``{"mean", "std"}``; ``None`` without
+    scaling and for naive), ``state_`` (the dict of the functional core), ``R_`` ((d1, d2)
+    tensor or ``None`` for naive), ``b_`` ((d2,) or None).
 
     Inputs may be numpy arrays or torch tensors; outputs are of the same kind (and on the
-    input tensor's device). float64 input computes and returns float64, anything else float32.
+    input tensor's device). Dtypes: the fit computes in float64 if either anchor set is
+    float64, else float32. ``transform``/``inverse_transform`` compute in float64 if the fit
+    or the input is float64, else float32, and return float64 for float64 input, float32 for
+    anything else (ints, float16, bfloat16, float32).
     """
 
     def __init__(
@@ -555,8 +588,8 @@ class Translator:
                 f"anchors need at least one feature; got x_anchors {tuple(x.shape)}, "
                 f"y_anchors {tuple(y.shape)}"
             )
-        # one compute dtype: float64 only when both sides are float64
-        dtype = torch.float64 if (x.dtype == y.dtype == torch.float64) else torch.float32
+        # one compute dtype: float64 when either side is float64 (no silent float32 fit)
+        dtype = torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
         x, y = x.to(dtype), y.to(device=x.device, dtype=dtype)
 
         with _lapack_threads(x, y):  # see _lapack_threads: small dependent ops, shared cores
@@ -569,7 +602,7 @@ class Translator:
         return self
 
     def _fit_scaled(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        if self.std_scaling:
+        if self.std_scaling and self.method != "naive":
             self.scaling_x_ = standard_scaling_state(x)
             self.scaling_y_ = standard_scaling_state(y)
             xs, ys = standardize(x, self.scaling_x_), standardize(y, self.scaling_y_)
@@ -606,15 +639,21 @@ class Translator:
                 f"got {tuple(t.shape)}"
             )
         out_device = None if as_numpy else t.device
-        out_dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
-        t = t.to(self.device_, self.dtype_)
+        out_dtype, dtype = self._dtypes(t)
+        t = t.to(self.device_, dtype)
+        sx, sy = _cast(self.scaling_x_, dtype), _cast(self.scaling_y_, dtype)
         with _lapack_threads(t):
-            if self.scaling_x_ is not None:
-                t = standardize(t, self.scaling_x_)
-            out = apply_state(t, self.state_, self.dim_y_)
-            if self.scaling_y_ is not None:
-                out = destandardize(out, self.scaling_y_)
+            if sx is not None:
+                t = standardize(t, sx)
+            out = apply_state(t, _cast(self.state_, dtype), self.dim_y_)
+            if sy is not None:
+                out = destandardize(out, sy)
         return _to_kind(out.to(out_dtype), as_numpy, out_device)
+
+    def _dtypes(self, t: torch.Tensor) -> tuple[torch.dtype, torch.dtype]:
+        """(output dtype, compute dtype) for input t: see the class docstring."""
+        out_dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
+        return out_dtype, (torch.float64 if torch.float64 in (out_dtype, self.dtype_) else self.dtype_)
 
     def fit_transform(self, x_anchors: Any, y_anchors: Any) -> Any:
         """``fit(x_anchors, y_anchors).transform(x_anchors)``."""
@@ -637,18 +676,20 @@ class Translator:
                 f"got {tuple(t.shape)}"
             )
         out_device = None if as_numpy else t.device
-        out_dtype = torch.float64 if t.dtype == torch.float64 else torch.float32
-        t = t.to(self.device_, self.dtype_)
-        if self.scaling_y_ is not None:
-            t = standardize(t, self.scaling_y_)
+        out_dtype, dtype = self._dtypes(t)
+        t = t.to(self.device_, dtype)
+        sx, sy = _cast(self.scaling_x_, dtype), _cast(self.scaling_y_, dtype)
+        if sy is not None:
+            t = standardize(t, sy)
         if self.R_ is None:
             out = zero_pad(t, self.dim_x_)
         elif self.method in ("ortho", "l-ortho"):
-            out = t @ self.R_.mT
+            out = t @ self.R_.to(dtype).mT
         else:
             if self._pinv is None:
-                self._pinv = torch.linalg.pinv(self.R_)  # (d2, d1)
-            out = (t - self.b_ if self.b_ is not None else t) @ self._pinv
-        if self.scaling_x_ is not None:
-            out = destandardize(out, self.scaling_x_)
+                self._pinv = torch.linalg.pinv(self.R_)  # (d2, d1), in the fit's dtype
+            b = self.b_.to(dtype) if self.b_ is not None else None
+            out = (t - b if b is not None else t) @ self._pinv.to(dtype)
+        if sx is not None:
+            out = destandardize(out, sx)
         return _to_kind(out.to(out_dtype), as_numpy, out_device)
