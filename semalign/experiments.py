@@ -153,6 +153,39 @@ def encoder_table(encoders: dict[str, Any]) -> pd.DataFrame:
     )
 
 
+#: Which dataset (manifest) each task family reads; its ``access`` decides what may be published.
+_TASK_DATASET = {"mimic": "mimic-cxr", "vindr": "vindr-cxr", "rsna": "rsna-pneumonia", "iu": "iu-xray-openi",
+                 "openi": "openi-reports-offline", "synthcxr": "synthcxr"}
+#: Below this many samples a density cell is not shown (small-cell suppression of aggregates).
+MIN_CELL = 5
+
+
+def publishes_samples(task_name: str) -> bool:
+    """May the book show per-sample points of this task (e.g. Fig. 1's scatter)? Not for a
+    credentialed dataset (MIMIC-CXR, VinDr-CXR): there only aggregates are published."""
+    from semalign.data.manifests import get_manifest
+
+    family = task_name.split("-", 1)[0]
+    ds = _TASK_DATASET.get(family)
+    if ds is None:
+        return False  # unknown provenance: publish aggregates only
+    return get_manifest(ds).get("access") != "credentialed"
+
+
+def _density(points: pd.DataFrame, bins: int, min_cell: int) -> pd.DataFrame:
+    """2-D bin counts per (method, role) on one grid per role; cells under ``min_cell`` dropped."""
+    out = []
+    for role, sub in points.groupby("role", sort=False):
+        xe = np.linspace(sub["x"].min(), sub["x"].max() + 1e-9, bins + 1)
+        ye = np.linspace(sub["y"].min(), sub["y"].max() + 1e-9, bins + 1)
+        for method, cell in sub.groupby("method", sort=False):
+            h, _, _ = np.histogram2d(cell["x"], cell["y"], bins=[xe, ye])
+            i, j = np.nonzero(h >= min_cell)
+            out.append(pd.DataFrame({"method": method, "role": role, "x": (xe[i] + xe[i + 1]) / 2,
+                                     "y": (ye[j] + ye[j + 1]) / 2, "count": h[i, j].astype(int)}))
+    return pd.concat(out, ignore_index=True)
+
+
 def projection_frame(
     x_anchors: np.ndarray,
     y_anchors: np.ndarray,
@@ -163,6 +196,8 @@ def projection_frame(
     ids: Sequence[str] | None = None,
     labels: Sequence[Any] | None = None,
     seed: int = 0,
+    aggregate: bool = False,
+    bins: int = 10,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fig. 1 on real embeddings: fit each method on the anchors, map held-out samples.
 
@@ -173,6 +208,11 @@ def projection_frame(
     anchors (one common frame, so the panels are comparable) and the source samples on
     their own PCA (a different space: only its shape means something); scores (method,
     cosine, mse) measure how close the aligned samples land to their own target embedding.
+
+    ``aggregate=True`` (credentialed data, :func:`publishes_samples`): no per-sample point
+    leaves this function — points become (method, role, x, y, count), the counts of a
+    ``bins`` × ``bins`` grid per role, cells with fewer than :data:`MIN_CELL` samples dropped;
+    ``ids`` and ``labels`` are ignored.
     """
     from semalign.align import Translator
 
@@ -201,7 +241,10 @@ def projection_frame(
         cos = np.sum(y_hat * y_show, 1) / (np.linalg.norm(y_hat, axis=1) * np.linalg.norm(y_show, axis=1) + 1e-12)
         scores.append({"method": m, "cosine": float(cos.mean()), "mse": float(np.mean((y_hat - y_show) ** 2)),
                        "n_anchors": len(x_anchors), "n_shown": n})
-    return pd.concat(rows, ignore_index=True), pd.DataFrame(scores)
+    points = pd.concat(rows, ignore_index=True)
+    if aggregate:
+        points = _density(points, bins, MIN_CELL)
+    return points, pd.DataFrame(scores)
 
 
 # --------------------------------------------------------------------------- sentences that read a figure

@@ -48,16 +48,25 @@ def projection(frame: pd.DataFrame, *, title: str = "") -> alt.Chart:
     """Fig. 1: a 2-D projection of source, target and aligned anchors, one panel per method.
 
     ``frame`` columns: method, role ("source" | "target" | "aligned"), x, y, id; optionally
-    label. Lines are not drawn; hover shows the sample id and role.
+    label. Lines are not drawn; hover shows the sample id and role. A frame with a ``count``
+    column instead of ``id`` (aggregated, :func:`semalign.experiments.projection_frame`) is
+    drawn as cells sized by their counts.
     """
-    _check(frame, ["method", "role", "x", "y", "id"], "projection")
-    tooltip = ["method", "role", "id"] + (["label"] if "label" in frame.columns else [])
+    dens = "count" in frame.columns  # aggregated (credentialed data): bin counts, no sample
+    _check(frame, ["method", "role", "x", "y", "count" if dens else "id"], "projection")
+    if dens:
+        tooltip = ["method", "role", alt.Tooltip("count:Q", title="samples in cell")]
+    else:
+        tooltip = ["method", "role", "id"] + (["label"] if "label" in frame.columns else [])
+    mark = (alt.Chart(frame).mark_point(filled=True, opacity=0.5) if dens
+            else alt.Chart(frame).mark_circle(size=28, opacity=0.65))
+    extra = {"size": alt.Size("count:Q", title="samples in cell")} if dens else {}
     return (
-        alt.Chart(frame)
-        .mark_circle(size=28, opacity=0.65)
+        mark
         .encode(
             x=alt.X("x:Q", title="component 1"),
             y=alt.Y("y:Q", title="component 2"),
+            **extra,
             color=alt.Color("role:N", scale=alt.Scale(domain=["source", "target", "aligned"],
                                                       range=["#9467bd", "#2ca02c", "#d62728"])),
             shape=alt.Shape("role:N", scale=alt.Scale(domain=["source", "target", "aligned"],

@@ -138,3 +138,25 @@ def test_zeroshot_grid_runs_draws_and_a_clip_baseline(tiny_clip, monkeypatch):
     with pytest.raises(ValueError, match="same anchors"):
         experiments.zeroshot_grid(tasks, ["mobilenet-v2"], "wordllama-256", pairs="synthcxr-pairs", n_pairs=24,
                                   runs=2, device="cpu", task_params=tp)
+
+
+def test_credentialed_tasks_publish_densities_not_samples():
+    assert not experiments.publishes_samples("mimic-5x200") and not experiments.publishes_samples("vindr-cardiomegaly")
+    assert experiments.publishes_samples("openi-5class") and experiments.publishes_samples("synthcxr-pneumonia")
+    assert not experiments.publishes_samples("someone-elses-task"), "unknown provenance: aggregates only"
+    rng = np.random.default_rng(0)
+    xa, ya = rng.normal(size=(80, 6)), rng.normal(size=(80, 4))
+    xs, ys = rng.normal(size=(60, 6)), rng.normal(size=(60, 4))
+    ids = [f"s5{i:07d}" for i in range(60)]
+    pts, scores = experiments.projection_frame(xa, ya, xs, ys, ["naive", "ortho"], ids=ids, labels=["x"] * 60,
+                                               aggregate=True, bins=4)
+    assert "id" not in pts.columns and "label" not in pts.columns
+    assert (pts["count"] >= experiments.MIN_CELL).all(), "small cells are suppressed"
+    assert pts.groupby(["method", "role"])["count"].sum().max() <= 60
+    assert not any(i in pts.to_csv() for i in ids)
+    from semalign import plots
+
+    spec = plots.projection(pts).to_dict()
+    assert not any("id" == t.get("field") for t in spec["spec"]["encoding"]["tooltip"])
+    full, _ = experiments.projection_frame(xa, ya, xs, ys, ["ortho"], ids=ids)
+    assert len(full) == 3 * 60 and set(full["id"]) == set(ids), "open data: one point per sample"
