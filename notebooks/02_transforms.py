@@ -63,8 +63,9 @@ Markdown(experiments.describe_encoders({**text.domains, **vision.domains})
          f"anchor counts above a pool's size are skipped. {runs} runs, seed {seed}, profile `{profile}`.")
 
 # %% [markdown]
-# ## (a) Text: report classification, task `openi-5class` in the offline profile
-# (MIMIC-5×200 in the paper). Hover a point for its mean, std and number of (pair, run) values.
+# ## (a) Text: report classification
+# The task is the `text_task` parameter (the paper: MIMIC-5×200; the offline profile: Open-i
+# reports, `openi-5class`). Hover a point for its mean, std and number of (pair, run) values.
 
 # %%
 plots.transforms_vs_anchors(text_res, title=f"(a) text — {text_task} (ours, profile {profile})")
@@ -73,7 +74,9 @@ plots.transforms_vs_anchors(text_res, title=f"(a) text — {text_task} (ours, pr
 Markdown(experiments.read_fig3(text_res, "text"))
 
 # %% [markdown]
-# ## (b) Vision: pneumonia, task `synthcxr-pneumonia` in the offline profile (RSNA in the paper)
+# ## (b) Vision: pneumonia
+# The task is the `vision_task` parameter (the paper: RSNA pneumonia; the offline profile:
+# SynthCXR radiographs, `synthcxr-pneumonia`).
 
 # %%
 plots.transforms_vs_anchors(vision_res, title=f"(b) vision — {vision_task} (ours, profile {profile})")
