@@ -137,6 +137,16 @@ def test_auroc_by_hand():
     assert auroc(y3, s, [0, 1, 2]) == pytest.approx((c0 + c1 + c2) / 3)
 
 
+def test_default_decoder_is_the_papers_linear_kernel_svm(task):
+    from sklearn.svm import SVC
+
+    emb = next(iter(task.encoders.values()))
+    dec = fit_decoder(emb.train, task.y_train)
+    assert isinstance(dec, SVC) and dec.kernel == "linear", "the paper: an SVM with a linear kernel"
+    scores = decision_scores(dec, emb.test)
+    assert scores.shape == (len(task.y_test), len(task.classes)), "one-vs-rest-shaped scores for AUROC"
+
+
 def test_decoder_options(task):
     x, y = task.encoders["enc0"].train, task.y_train
     for kw in ({"decoder": "svc"}, {"scale": True}):
