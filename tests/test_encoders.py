@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import textwrap
 
@@ -41,11 +42,11 @@ def _build_counting(spec, device):
     return CountingEncoder.from_spec(spec, device=device)
 
 
-def _enc(**kw):
+def _enc(device="cpu", dtype=None, **kw):
     spec = {"kind": "counting-test", "modality": "text", "domain": "general", "dim": 2}
     spec.update(kw)
     register_encoder("counting", spec)
-    return get_encoder("counting", device="cpu")
+    return get_encoder("counting", device=device, dtype=dtype)
 
 
 def test_every_shipped_registry_file_loads_and_names_are_unique():
@@ -183,13 +184,56 @@ def test_bad_modality_or_domain_rejected():
         CountingEncoder("x", "audio", "general", 2)
 
 
-def test_device_auto_is_cpu_here_and_explicit_passes_through():
+def _fake_accelerators(monkeypatch, cuda=False, bf16=False, mps=False):
+    """Pretend this machine has (or lacks) CUDA with/without bf16 and MPS. Only the
+    availability checks are patched: no tensor goes to a device."""
     import torch
 
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device("auto") in (expected, "mps")
-    assert resolve_device("cpu") == "cpu"
-    assert enc_base.default_dtype("cpu") == "float32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize("cuda,bf16,mps,device,dtype", [
+    (True, True, False, "cuda", "bfloat16"),
+    (True, False, False, "cuda", "float16"),     # an older GPU: fp16
+    (True, True, True, "cuda", "bfloat16"),      # CUDA is preferred to MPS
+    (False, False, True, "mps", "float16"),
+    (False, True, False, "cpu", "float32"),      # no GPU: fp32, whatever bf16 says
+])
+def test_device_auto_order_and_default_dtype(monkeypatch, cuda, bf16, mps, device, dtype):
+    _fake_accelerators(monkeypatch, cuda=cuda, bf16=bf16, mps=mps)
+    assert resolve_device("auto") == device
+    assert enc_base.default_dtype(device) == dtype
+    # get_encoder wires both: the encoder is built for that device in that dtype
+    enc = _enc(device="auto")
+    assert (enc.device, enc.dtype) == (device, dtype)
+    assert enc.fingerprint()["dtype"] == dtype
+    # an explicit dtype (argument, then spec) wins over the device default
+    assert _enc(device="auto", dtype="float32").dtype == "float32"
+    assert _enc(device="auto", dtype="float16").dtype == "float16"
+    register_encoder("counting-bf16", {"kind": "counting-test", "modality": "text",
+                                       "domain": "general", "dim": 2, "dtype": "bfloat16"})
+    assert get_encoder("counting-bf16", device="auto").dtype == "bfloat16"  # the spec's dtype
+    # an explicit device is passed through, whatever is available
+    assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"
+
+
+def test_default_dtype_for_explicit_gpu_devices(monkeypatch):
+    _fake_accelerators(monkeypatch, cuda=True, bf16=True)
+    assert enc_base.default_dtype("cuda:1") == "bfloat16"
+    _fake_accelerators(monkeypatch, cuda=True, bf16=False)
+    assert enc_base.default_dtype("cuda:0") == "float16"
+    assert enc_base.default_dtype("mps") == "float16" and enc_base.default_dtype("cpu") == "float32"
+    assert _enc(device="cpu").dtype == "float32"  # CPU even with a GPU around: fp32
+
+
+def test_device_auto_without_an_mps_backend_is_cpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delattr(torch.backends, "mps")  # torch builds without the MPS backend
+    assert resolve_device("auto") == "cpu"
 
 
 def test_fingerprint_holds_what_changes_numbers():
@@ -204,6 +248,97 @@ def test_cli_list_prints_every_encoder(capsys):
     assert cli_list(None) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in list_encoders())
+
+
+# --------------------------------------------------------------------------------------------
+# preprocessing: every shipped entry records it, and the record agrees with the spec and code
+# --------------------------------------------------------------------------------------------
+PAPER_REGISTRY_FILES = ("registry.yml", "registry_medclip.yml")
+PATCH_SIZES = (8, 14, 16, 32)
+
+
+def _shipped_specs():
+    from pathlib import Path
+
+    specs = {n: s for n, s in encoder_specs().items() if Path(s["_source"]).name in PAPER_REGISTRY_FILES}
+    assert len(specs) >= 16, sorted(specs)
+    return specs
+
+
+def _expected_image_side(spec):
+    """The input side the code feeds the model, where the spec or the code fixes it."""
+    import inspect
+
+    if spec["kind"] == "cnn":
+        from semalign.encoders import cnn
+
+        return int(spec.get("crop", inspect.signature(cnn.preprocess).parameters["crop"].default))
+    if spec["kind"] == "medclip":
+        return int((spec.get("vision_config") or {}).get("image_size", 224))
+    return None  # hf: the model folder's own processor decides (checked via tokens_per_input)
+
+
+def test_every_registry_entry_records_its_preprocessing():
+    import re
+
+    for name, s in _shipped_specs().items():
+        pre = s.get("preprocessing")
+        assert isinstance(pre, str) and pre.strip(), f"{name}: no preprocessing recorded"
+        pre_l = pre.lower()
+        if s["modality"] == "text":
+            assert "tokenizer" in pre_l and " px" not in pre_l, (name, pre)
+            said = [int(x) for x in re.findall(r"max (\d+) tokens", pre)]
+            if s.get("max_length"):
+                assert said == [int(s["max_length"])], f"{name}: says {said}, max_length {s['max_length']}"
+            else:
+                assert not said and "not truncated" in pre_l, (name, pre)
+        else:
+            assert "tokenizer" not in pre_l and "max_length" not in s, (name, pre)
+            sides = [int(x) for x in re.findall(r"(\d+) px", pre)]
+            assert len(sides) == 1, f"{name}: one input size ('N px') expected in {pre!r}"
+            side = sides[0]
+            assert "grey" in pre_l, f"{name}: say how grey images are handled: {pre!r}"
+            expected = _expected_image_side(s)
+            if expected is not None:
+                assert side == expected, f"{name}: says {side} px, the code uses {expected}"
+            if s.get("tokens_per_input"):
+                # tokens = 1 (CLS) + (side / patch)^2 for a square input
+                grid = math.isqrt(int(s["tokens_per_input"]) - 1)
+                assert grid * grid == int(s["tokens_per_input"]) - 1, name
+                assert side % grid == 0 and side // grid in PATCH_SIZES, (
+                    f"{name}: {side} px does not give {s['tokens_per_input']} tokens")
+        if s["kind"] == "hf":
+            # the hf kind uses the model folder's own tokenizer / image processor
+            assert pre_l.startswith("own ") and ("tokenizer" in pre_l or "processor" in pre_l), (name, pre)
+        if s["kind"] == "cnn":
+            from semalign.encoders import cnn
+
+            assert "imagenet mean/std" in pre_l and cnn.IMAGENET_MEAN == (0.485, 0.456, 0.406), name
+        if s["kind"] == "medclip" and s["modality"] == "image":
+            from semalign.encoders import medclip
+
+            mean, std = (float(x) for x in re.search(r"mean ([0-9.]+) / std ([0-9.]+)", pre).groups())
+            assert abs(mean - medclip.IMG_MEAN) < 1e-3 and abs(std - medclip.IMG_STD) < 1e-3, name
+
+
+def test_preprocessing_sizes_match_the_registry_comments():
+    specs = _shipped_specs()
+    assert "518 px" in specs["rad-dino"]["preprocessing"] and "RAD-DINO" in specs["rad-dino"]["preprocessing"]
+    assert "224 px" in specs["dinov2-base"]["preprocessing"]
+    assert specs["rad-dino"]["pooling"] == specs["dinov2-base"]["pooling"] == "cls"
+
+
+def test_cli_list_shows_each_encoders_preprocessing(capsys):
+    from semalign.encoders import cli_list
+
+    assert cli_list(None) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[-1] == "preprocessing"
+    rows = {line.split()[0]: line for line in lines[1:]}
+    for name, s in encoder_specs().items():
+        assert name in rows, name
+        if s.get("preprocessing"):
+            assert rows[name].rstrip().endswith(" ".join(s["preprocessing"].split())), name
 
 
 def test_cli_embed_fills_the_cache(monkeypatch, capsys):

@@ -277,14 +277,73 @@ def test_fingerprint_tracks_weights_pooling_and_length(tiny, tmp_path):
     assert get_encoder(str(copy), device="cpu").fingerprint()["weights_sha256"] != a.fingerprint()["weights_sha256"]
 
 
-def test_missing_hub_model_gives_one_clear_error(monkeypatch):
+def _assert_raised_from_none(err):
+    """The EncoderError is the whole story: no hub-client exception chained under it."""
+    import traceback
+
+    assert err.__suppress_context__ is True and err.__cause__ is None
+    tb = "".join(traceback.format_exception(err))
+    assert "During handling of the above exception" not in tb
+    assert "direct cause of the following exception" not in tb
+    assert tb.count("Traceback (most recent call last)") == 1
+
+
+def test_missing_hub_model_gives_one_clear_error(monkeypatch, tmp_path):
+    hub_id = "nobody-here/no-such-model"
     monkeypatch.delenv("SEMALIGN_MODELS_DIR", raising=False)
     with pytest.raises(EncoderError) as e:
-        get_encoder("nobody-here/no-such-model", device="cpu")
+        get_encoder(hub_id, device="cpu")
     msg = str(e.value)
-    assert "nobody-here/no-such-model" in msg and "SEMALIGN_MODELS_DIR" in msg
-    assert "huggingface.co/nobody-here/no-such-model" in msg
-    assert "Traceback" not in msg
+    first = msg.splitlines()[0]
+    assert f"hub id {hub_id!r}" in first and "not on this machine" in first
+    # where to get it
+    assert f"where to get it: https://huggingface.co/{hub_id}" in msg
+    assert f"`hf download {hub_id} --local-dir $SEMALIGN_MODELS_DIR/{hub_id}`" in msg
+    # which environment variables to set, and their current state
+    assert "set SEMALIGN_MODELS_DIR (now: SEMALIGN_MODELS_DIR is not set)" in msg
+    assert "unset HF_HUB_OFFLINE" in msg and "HF_HOME" in msg
+    assert "get_encoder('/path/to/model')" in msg
+    # not gated: no licence advice that would send the user the wrong way
+    assert "gated" not in msg.lower() and "hf auth login" not in msg
+    assert "underlying error: OSError" in msg
+    _assert_raised_from_none(e.value)
+
+    # with SEMALIGN_MODELS_DIR set, the message names the folder it looked for
+    monkeypatch.setenv("SEMALIGN_MODELS_DIR", str(tmp_path))
+    with pytest.raises(EncoderError) as e:
+        get_encoder(hub_id, device="cpu")
+    assert f"SEMALIGN_MODELS_DIR={tmp_path} has no {tmp_path / hub_id} folder" in str(e.value)
+    _assert_raised_from_none(e.value)
+
+
+GATED_OSERROR = ("tiny-hub/gated-bert is a gated repository. Make sure to request access at "
+                 "https://huggingface.co/tiny-hub/gated-bert and pass a token having permission to "
+                 "this repo either by logging in with `hf auth login` or by passing `token=<your_token>`.")
+UNAUTHORIZED_OSERROR = "401 Client Error: Unauthorized for url: https://huggingface.co/tiny-hub/gated-bert/resolve/main/model.safetensors"
+
+
+@pytest.mark.parametrize("stage", ["config", "weights"])
+@pytest.mark.parametrize("text", [GATED_OSERROR, UNAUTHORIZED_OSERROR], ids=["gated", "401"])
+def test_gated_model_error_says_accept_licence_and_log_in(tiny, fake_hub, monkeypatch, stage, text):
+    """The hub refuses a gated model (transformers re-raises it as OSError): the message says so,
+    and how to get access, instead of blaming the network."""
+    _put_snapshot(fake_hub, "tiny-hub/gated-bert", SHA_A, tiny["bert"])
+
+    def refuse(*args, **kwargs):
+        raise OSError(text)
+
+    target = T.AutoConfig if stage == "config" else T.AutoModel
+    monkeypatch.setattr(target, "from_pretrained", refuse)
+    with pytest.raises(EncoderError) as e:
+        get_encoder("tiny-hub/gated-bert", device="cpu")  # a bare hub id: no `gated:` in its spec
+    msg = str(e.value)
+    first = msg.splitlines()[0]
+    assert "'tiny-hub/gated-bert'" in first and "gated" in first and "refused access" in first
+    assert "could not be reached" not in msg
+    assert "https://huggingface.co/tiny-hub/gated-bert" in msg
+    assert "accept its licence" in msg
+    assert "`hf auth login`" in msg and "HF_TOKEN" in msg
+    _assert_raised_from_none(e.value)
 
 
 def test_gated_registry_model_says_licence_and_token(monkeypatch, tmp_path):
@@ -293,6 +352,8 @@ def test_gated_registry_model_says_licence_and_token(monkeypatch, tmp_path):
         get_encoder("llama-2-7b", device="cpu")
     msg = str(e.value)
     assert "meta-llama/Llama-2-7b-hf" in msg and "HF_TOKEN" in msg and str(tmp_path) in msg
+    assert "gated model" in msg.splitlines()[0] and "accept its licence" in msg
+    _assert_raised_from_none(e.value)
 
 
 def test_registry_dim_mismatch_is_reported(tiny):
@@ -327,11 +388,13 @@ def _put_snapshot(hub_cache, repo_id, ref, src):
     snap = repo / "snapshots" / ref
     snap.mkdir(parents=True)
     (repo / "blobs").mkdir(exist_ok=True)
-    for f in sorted(src.iterdir()):
+    for f in sorted(p for p in src.rglob("*") if p.is_file()):
         blob = repo / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
         if not blob.exists():
             shutil.copyfile(f, blob)
-        os.symlink(os.path.relpath(blob, snap), snap / f.name)
+        link = snap / f.relative_to(src)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(blob, link.parent), link)
     (repo / "refs").mkdir(exist_ok=True)
     (repo / "refs" / "main").write_text(ref)
     return snap
@@ -437,3 +500,174 @@ def test_pyproject_transformers_floor_accepts_the_dtype_kwarg(repo_root):
         f"{'.'.join(map(str, FIRST_TRANSFORMERS_WITH_DTYPE_KWARG))}")
     installed = tuple(int(x) for x in re.findall(r"\d+", T.__version__)[:2])
     assert installed >= FIRST_TRANSFORMERS_WITH_DTYPE_KWARG
+
+
+def test_bfloat16_on_cpu_via_the_registry_is_float32_and_close_to_fp32(tiny):
+    register_encoder("tiny-bert-bf16", {"kind": "hf", "id": str(tiny["bert"]), "modality": "text",
+                                        "domain": "general", "pooling": "mean", "dim": 32,
+                                        "dtype": "bfloat16"})
+    bf = get_encoder("tiny-bert-bf16", device="cpu")
+    assert bf.dtype == "bfloat16" and {p.dtype for p in bf.model.parameters()} == {torch.bfloat16}
+    fp = get_encoder("tiny-bert-bf16", device="cpu", dtype="float32")
+    assert {p.dtype for p in fp.model.parameters()} == {torch.float32}
+    texts = [SHORT, LONG, "mild cardiomegaly ."]
+    a, b = bf.embed(texts, progress=False), fp.embed(texts, progress=False)
+    assert isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == (3, 32)
+    assert np.isfinite(a).all()
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.min() > 0.99, cos
+    assert not np.array_equal(a, b)  # it really ran in bf16
+    assert bf.fingerprint() != fp.fingerprint() and bf.fingerprint()["dtype"] == "bfloat16"
+
+
+# --------------------------------------------------------------------------------------------
+# sentence-transformers folders: pooling / normalisation / max length read from the folder
+# --------------------------------------------------------------------------------------------
+def _make_st_folder(d, bert, pooling="cls", normalize=True, max_seq_length=None):
+    """``bert``'s files + a sentence-transformers layout (Transformer -> Pooling [-> Normalize])."""
+    import shutil
+
+    if d.exists():
+        shutil.rmtree(d)
+    shutil.copytree(bert, d)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                        "type": "sentence_transformers.models.Normalize"})
+        (d / "2_Normalize").mkdir()
+    (d / "modules.json").write_text(json.dumps(modules))
+    (d / "1_Pooling").mkdir()
+    (d / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": 32, "pooling_mode_cls_token": pooling == "cls",
+        "pooling_mode_mean_tokens": pooling == "mean", "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False}))
+    if max_seq_length:
+        (d / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length,
+                                                                 "do_lower_case": False}))
+    return d
+
+
+def _hidden(folder, text, max_length=None):
+    tok = T.AutoTokenizer.from_pretrained(folder)
+    model = T.AutoModel.from_pretrained(folder).eval()
+    enc = tok([text], return_tensors="pt", truncation=max_length is not None, max_length=max_length)
+    with torch.no_grad():
+        return model(**enc).last_hidden_state[0].numpy()  # (tokens, hidden): one text, no padding
+
+
+def test_sentence_transformers_folder_sets_pooling_and_normalisation(tiny, tmp_path):
+    d = _make_st_folder(tmp_path / "st", tiny["bert"], pooling="cls", normalize=True)
+    spec = {"kind": "hf", "id": str(d), "modality": "text", "domain": "general"}  # no pooling
+    register_encoder("tiny-st", spec)
+    enc = get_encoder("tiny-st", device="cpu")
+    assert (enc.pooling, enc.normalize) == ("cls", True)
+    texts = [SHORT, LONG]
+    cls = enc.embed(texts, progress=False)  # batched: SHORT is padded
+    for row, t in zip(cls, texts):
+        ref = _hidden(d, t)[0]
+        np.testing.assert_allclose(row, ref / np.linalg.norm(ref), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(cls, axis=1), 1.0, atol=1e-5)
+
+    # flip the folder to mean pooling without Normalize: masked mean, not normalised
+    _make_st_folder(d, tiny["bert"], pooling="mean", normalize=False)
+    enc = get_encoder("tiny-st", device="cpu")
+    assert (enc.pooling, enc.normalize) == ("mean", False)
+    mean = enc.embed(texts, progress=False)
+    for row, t in zip(mean, texts):
+        np.testing.assert_allclose(row, _hidden(d, t).mean(0), atol=1e-5)
+    assert np.abs(np.linalg.norm(mean, axis=1) - 1.0).max() > 1e-2
+    assert not np.allclose(mean, cls, atol=1e-3)
+
+    # the spec's own fields win over the folder's
+    register_encoder("tiny-st-cls", dict(spec, pooling="cls", normalize=True))
+    enc = get_encoder("tiny-st-cls", device="cpu")
+    assert (enc.pooling, enc.normalize) == ("cls", True)
+    np.testing.assert_allclose(enc.embed(texts, progress=False), cls, atol=1e-5)
+
+
+def test_sentence_transformers_max_seq_length_truncates(tiny, tmp_path):
+    d = _make_st_folder(tmp_path / "st", tiny["bert"], pooling="mean", normalize=False,
+                        max_seq_length=8)
+    enc = get_encoder(str(d), device="cpu")  # a bare folder: everything from the folder
+    assert (enc.pooling, enc.normalize, enc.max_length) == ("mean", False, 8)
+    np.testing.assert_allclose(enc.embed([LONG], progress=False)[0],
+                               _hidden(d, LONG, max_length=8).mean(0), atol=1e-5)
+    assert not np.allclose(enc.embed([LONG], progress=False)[0], _hidden(d, LONG).mean(0), atol=1e-3)
+
+
+def test_sentence_transformers_defaults_for_a_hub_model(tiny, fake_hub, tmp_path):
+    # a hub snapshot (not a local folder) carrying the sentence-transformers configs
+    d = _make_st_folder(tmp_path / "st", tiny["bert"], pooling="cls", normalize=True)
+    _put_snapshot(fake_hub, "tiny-hub/st-bert", SHA_A, d)
+    enc = get_encoder("tiny-hub/st-bert", device="cpu")
+    assert not enc.local and enc.commit == SHA_A
+    assert (enc.pooling, enc.normalize) == ("cls", True)
+    ref = _hidden(d, SHORT)[0]
+    np.testing.assert_allclose(enc.embed([SHORT], progress=False)[0], ref / np.linalg.norm(ref), atol=1e-5)
+    # and a hub model without them keeps the family defaults
+    _put_snapshot(fake_hub, "tiny-hub/plain-bert", SHA_B, tiny["bert"])
+    plain = get_encoder("tiny-hub/plain-bert", device="cpu")
+    assert (plain.pooling, plain.normalize) == ("mean", False)
+
+
+# --------------------------------------------------------------------------------------------
+# RAD-DINO: its own image processor (size, mean/std) from the model folder, CLS pooling
+# --------------------------------------------------------------------------------------------
+RAD_CROP, RAD_PATCH = 56, 8
+RAD_MEAN, RAD_STD = [0.2, 0.5, 0.7], [0.1, 0.3, 0.6]  # unlike ImageNet's, and per channel
+
+
+def _rad_dino_like(d):
+    torch.manual_seed(0)
+    T.Dinov2Model(T.Dinov2Config(image_size=RAD_CROP, patch_size=RAD_PATCH, hidden_size=32,
+                                 num_hidden_layers=2, num_attention_heads=4, mlp_ratio=2)).save_pretrained(d)
+    T.BitImageProcessor(size={"shortest_edge": RAD_CROP}, crop_size={"height": RAD_CROP, "width": RAD_CROP},
+                        image_mean=RAD_MEAN, image_std=RAD_STD, do_convert_rgb=True).save_pretrained(d)
+
+
+def test_rad_dino_uses_its_own_processor_size_and_normalisation(tmp_path):
+    from semalign.encoders import encoder_specs
+
+    d = tmp_path / "rad-dino-like"
+    d.mkdir()
+    _rad_dino_like(d)
+    # the registry's rad-dino entry, pointed at the tiny folder
+    spec = {k: v for k, v in encoder_specs()["rad-dino"].items() if k not in ("name", "_source")}
+    spec.update(id=str(d), dim=32)
+    register_encoder("tiny-rad-dino", spec)
+    enc = get_encoder("tiny-rad-dino", device="cpu")
+    assert enc.pooling == "cls" == encoder_specs()["rad-dino"]["pooling"]
+
+    seen = []
+    enc.model.register_forward_hook(lambda m, args, kwargs, out: seen.append((kwargs["pixel_values"], out)),
+                                    with_kwargs=True)
+    grey = np.full((70, 90), 200, dtype=np.uint8)             # constant, wider than tall
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, size=(30, 100), dtype=np.uint8)  # smaller than the crop: upscaled
+    emb = enc.embed([grey, small], batch_size=2, progress=False)
+    (pix, out), = seen
+    assert tuple(pix.shape) == (2, 3, RAD_CROP, RAD_CROP)
+    # the folder's mean/std, channel by channel (not ImageNet's): (200/255 - mean) / std
+    for c in range(3):
+        np.testing.assert_allclose(pix[0, c].numpy(), (200 / 255 - RAD_MEAN[c]) / RAD_STD[c], atol=1e-3)
+    # the patch grid follows the size: CLS + (56/8)^2 tokens
+    assert out.last_hidden_state.shape[1] == 1 + (RAD_CROP // RAD_PATCH) ** 2
+    # CLS pooling: the first token, which for DINOv2 is also the pooler output
+    np.testing.assert_allclose(emb, out.last_hidden_state[:, 0].float().numpy(), atol=1e-6)
+    np.testing.assert_allclose(emb, out.pooler_output.float().numpy(), atol=1e-6)
+    # and the cache key records that processor, so another size or mean/std is another key
+    pre = enc.fingerprint()["preprocessing"]
+    assert pre["crop_size"] == {"height": RAD_CROP, "width": RAD_CROP}
+    assert pre["image_mean"] == RAD_MEAN and pre["image_std"] == RAD_STD
+
+
+def test_registry_preprocessing_text_is_not_in_the_cache_key(tiny):
+    # the registry's `preprocessing:` describes; the key records the tokenizer settings used
+    base = {"kind": "hf", "id": str(tiny["bert"]), "modality": "text", "domain": "general", "pooling": "mean"}
+    register_encoder("desc-a", dict(base, preprocessing="own tokenizer, max 16 tokens"))
+    register_encoder("desc-b", dict(base, preprocessing="reworded description"))
+    fa = get_encoder("desc-a", device="cpu").fingerprint()
+    fb = get_encoder("desc-b", device="cpu").fingerprint()
+    fa.pop("name"), fb.pop("name")
+    assert fa == fb and fa["preprocessing"]["max_length"] == 128

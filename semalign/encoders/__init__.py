@@ -83,12 +83,16 @@ def cli(args) -> int:
 
 
 def cli_list(args) -> int:
-    """``semalign encoders``: the registry, one line per encoder."""
+    """``semalign encoders``: the registry, one line per encoder (its preprocessing last)."""
     specs = encoder_specs()
-    print(f"{'name':20s} {'modality':8s} {'domain':19s} {'dim':>5s}  {'offline':7s} source")
+    srcs = {n: str(s.get("id") or s.get("asset") or s.get("path") or "") for n, s in specs.items()}
+    w = max([len("source")] + [len(v) for v in srcs.values()])
+    print(f"{'name':20s} {'modality':8s} {'domain':19s} {'dim':>5s}  {'offline':7s} "
+          f"{'source':{w}s}  preprocessing")
     for name in sorted(specs):
         s = specs[name]
-        src = s.get("id") or s.get("asset") or s.get("path") or ""
+        pre = " ".join(str(s.get("preprocessing") or "-").split())
         print(f"{name:20s} {s.get('modality', '?'):8s} {s.get('domain', '?'):19s} "
-              f"{str(s.get('dim', '?')):>5s}  {'yes' if s.get('offline') else 'no':7s} {src}")
+              f"{str(s.get('dim', '?')):>5s}  {'yes' if s.get('offline') else 'no':7s} "
+              f"{srcs[name]:{w}s}  {pre}")
     return 0

@@ -100,22 +100,51 @@ def resolve_source(spec: dict) -> tuple[str, bool]:
     return hub_id, False
 
 
+def _access_refused(err: BaseException) -> bool:
+    """True when the hub refused access (a gated or private model), not merely unreachable:
+    huggingface_hub's ``GatedRepoError`` anywhere in the chain, or transformers' re-raised
+    ``OSError`` whose text says "gated" or carries HTTP 401 / 403."""
+    e: BaseException | None = err
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ == "GatedRepoError":
+            return True
+        e = e.__cause__ or e.__context__
+    text = str(err).lower()
+    return "gated" in text or re.search(r"\b40[13]\b", text) is not None
+
+
 def _missing_model_error(spec: dict, err: BaseException) -> EncoderError:
+    """One error that says what is missing and what to do (raise it ``from None``: the hub
+    client's traceback says nothing more)."""
     hub_id = spec.get("id") or spec.get("name")
     md = models_dir()
-    where = f"SEMALIGN_MODELS_DIR={md} has no {md / hub_id if md else ''} folder" if md else \
+    where = f"SEMALIGN_MODELS_DIR={md} has no {md / hub_id} folder" if md else \
         "SEMALIGN_MODELS_DIR is not set"
-    gated = "gated" in str(err).lower() or "401" in str(err) or "403" in str(err) or spec.get("gated")
-    lines = [
-        f"cannot load encoder {spec.get('name')!r} (hub id {hub_id!r}, revision "
-        f"{spec.get('revision') or 'main'}): the weights are not on this machine and the hub "
-        f"could not be reached{' or access is not granted (gated model)' if gated else ''}.",
-        f"  where to get it: https://huggingface.co/{hub_id}"
-        + (f" — {spec['access']}" if spec.get("access") else ""),
-        f"  then either: `huggingface-cli download {hub_id} --local-dir "
-        f"$SEMALIGN_MODELS_DIR/{hub_id}` and set SEMALIGN_MODELS_DIR (now: {where}),",
-        "  or allow downloads (unset HF_HUB_OFFLINE" + ("; set HF_TOKEN after accepting the licence"
-                                                         if gated else "") + "),",
+    refused = _access_refused(err)
+    gated = refused or bool(spec.get("gated"))
+    url = f"https://huggingface.co/{hub_id}"
+    head = (f"cannot load encoder {spec.get('name')!r} (hub id {hub_id!r}, revision "
+            f"{spec.get('revision') or 'main'}): ")
+    if refused:
+        head += ("the hub refused access: it is a gated (or private) model and this machine is "
+                 "not logged in with an account that accepted its licence.")
+    elif "not a valid repository" in str(err) or type(err).__name__ == "RepositoryNotFoundError":
+        head += "the hub has no such model (check the id) and it is not on this machine."
+    else:
+        head += ("the weights are not on this machine and the hub could not be reached"
+                 + (" (and it is a gated model)." if gated else "."))
+    lines = [head, f"  where to get it: {url}" + (f" — {spec['access']}" if spec.get("access") else "")]
+    if gated:
+        lines.append(f"  gated model: log in on {url}, accept its licence (access conditions) "
+                     f"there, then log in here with `hf auth login` or set HF_TOKEN to a token of "
+                     f"that account;")
+    lines += [
+        f"  then either: `hf download {hub_id} --local-dir $SEMALIGN_MODELS_DIR/{hub_id}` and set "
+        f"SEMALIGN_MODELS_DIR (now: {where}),",
+        "  or let it download into the hub cache (HF_HOME / HF_HUB_CACHE): unset HF_HUB_OFFLINE"
+        + (" and log in as above" if gated else "") + ",",
         "  or pass a local folder: get_encoder('/path/to/model').",
         f"  (underlying error: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})",
     ]
@@ -218,6 +247,27 @@ def _sentence_transformers_defaults(folder: Path) -> dict:
     except (OSError, ValueError, KeyError):
         pass
     return out
+
+
+def _hub_sentence_transformers_folder(repo_id: str, **kw: Any) -> Path | None:
+    """The snapshot folder holding a hub model's sentence-transformers configs (``modules.json``,
+    its Pooling module's ``config.json``, ``sentence_bert_config.json``), fetched from the same
+    commit as the weights (``kw``: ``revision``, ``local_files_only``); None if it has none."""
+    from transformers.utils import cached_file
+
+    opts = dict(kw, _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False, _raise_exceptions_for_gated_repo=False)
+    try:
+        mod = cached_file(repo_id, "modules.json", **opts)
+        if not mod:
+            return None
+        for m in json.loads(Path(mod).read_text()):
+            if m.get("type", "").endswith("Pooling") and m.get("path"):
+                cached_file(repo_id, "config.json", subfolder=m["path"], **opts)
+        cached_file(repo_id, "sentence_bert_config.json", **opts)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None  # only defaults: a model without readable configs keeps the family defaults
+    return Path(mod).parent
 
 
 def default_pooling(config: Any, modality: str) -> str:
@@ -383,8 +433,11 @@ def build(spec: dict, device: str) -> Encoder:
         raise EncoderError(f"{spec.get('name')!r} is a CLIP model: say which tower with "
                            f"modality='text' or modality='image' (registry: clip-vit-b32-text / -image)")
     modality = spec.get("modality") or ("image" if mt in VISION_TYPES else "text")
-    if local:
-        for k, v in _sentence_transformers_defaults(Path(source)).items():
+    # a sentence-transformers model says its pooling / normalisation / max length in its folder;
+    # the spec's own fields win
+    st_folder = Path(source) if local else _hub_sentence_transformers_folder(source, **kw)
+    if st_folder is not None:
+        for k, v in _sentence_transformers_defaults(st_folder).items():
             spec.setdefault(k, v)
     spec.setdefault("pooling", default_pooling(config, modality))
     if mt in CLIP_TYPES and spec["pooling"] != "clip":
