@@ -437,7 +437,7 @@ def describe_zeroshot_setup(text_encoder: str, text_domain: str, pairs: str, n_p
            + ("" if same_text else f" — **in place of** the paper's {PAPER_ZEROSHOT_ROLES['text']}") + ". "
            f"Anchors: {n_pairs} image–report pairs of `{pairs}`"
            + ("" if same_pairs else f" — **in place of** the paper's {PAPER_ZEROSHOT_ROLES['pairs']}") + ". ")
-    draws = (f"{runs} runs, each on its own random {n_pairs} of a pool of {pair_pool} pairs; "
+    draws = (f"{runs} runs, each on its own random {n_pairs} of a pool of {pair_pool} pairs. "
              if runs > 1 and pair_pool else "")
     return txt + (f"{draws}Transform `{method}`; {n_prompts} positive and {n_prompts} negative prompts per task; "
                   f"profile `{profile}`.")
@@ -659,11 +659,12 @@ def read_table1(ours: pd.DataFrame, paper: Any, *, standins: Sequence[str] = ())
         oc = float(oo["change_pct"].iloc[0])
         if pd.isna(oc):
             continue
-        s = f"{modality}: ours {oc:+.0f} % against SUB"
+        words = {"gain": "a gain", "loss": "a loss", "≈": "within 5 %"}
+        s = f"{modality}: ours {oc:+.0f} % against SUB ({words[change_category(oc)]})"
         if not pp.empty and pd.notna(pp["change_pct"].iloc[0]):
             pc = float(pp["change_pct"].iloc[0])
-            agree = "same direction as" if (oc >= 0) == (pc >= 0) else "opposite direction to"
-            s += f" ({agree} the paper's {pc:+.0f} %)"
+            agree = "agrees with" if change_category(oc) == change_category(pc) else "differs from"
+            s += f", which {agree} the paper's {pc:+.0f} % ({words[change_category(pc)]})"
         parts.append(s)
     text = "**Reading (Gen→Med).** " + "; ".join(parts) + "."
     if standins:
