@@ -174,7 +174,27 @@ def test_config_keeps_the_book_offline():
     sph = cfg["sphinx"]["config"]
     assert "vega-bundle.js" in sph["html_js_files"]
     assert "sphinx_thebe" not in sph["extensions"], "sphinx_thebe would fetch thebe from unpkg"
-    assert cfg["launch_buttons"]["colab_url"] and cfg["launch_buttons"]["binderhub_url"]
+    assert cfg["launch_buttons"]["binderhub_url"] and "semalign.sphinxext" in sph["extensions"]
+    assert not cfg["launch_buttons"].get("colab_url"), "Colab can only open committed .ipynb files"
+
+
+def test_launch_links_open_the_tracked_jupytext_source():
+    import subprocess
+
+    from semalign import sphinxext
+
+    ctx = {"header_buttons": [{"label": "launch-buttons", "type": "group", "buttons": [
+        {"type": "link", "text": "Binder",
+         "url": "https://mybinder.org/v2/gh/o/r/main?urlpath=tree/book/generated/02_transforms.ipynb"}]},
+        {"label": "download-buttons", "type": "group", "buttons": [{"url": "../_sources/book/generated/02_transforms.ipynb"}]}]}
+    sphinxext.retarget_launch_buttons(None, "book/generated/02_transforms", "page.html", ctx, None)
+    url = ctx["header_buttons"][0]["buttons"][0]["url"]
+    assert url.endswith("urlpath=tree/notebooks/02_transforms.py")
+    assert ctx["header_buttons"][1]["buttons"][0]["url"].endswith(".ipynb"), "downloads are left alone"
+    tracked = subprocess.run(["git", "ls-files", "notebooks"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    for p in book.list_notebooks(ROOT):
+        target = sphinxext.source_path(f"book/generated/{p.stem}.ipynb")
+        assert target in tracked, f"the launch link of {p.stem} would open {target}, which git does not track"
     toc = (ROOT / "_toc.yml").read_text()
     for p in book.list_notebooks(ROOT):
         assert f"book/generated/{p.stem}" in toc, f"{p.stem} is not in _toc.yml"

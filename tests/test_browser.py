@@ -195,3 +195,25 @@ def test_table1_has_rows_and_paper_numbers(browser, server):
     for s in paper_table1_strings():
         assert s in r["text"], f"the paper's number {s!r} is not on the Table 1 page"
     assert "paper" in r["text"].lower() and "ours" in r["text"].lower()
+
+
+def test_launch_buttons_open_tracked_sources():
+    """Every chapter's Binder link opens its jupytext source (a file git tracks), none an
+    uncommitted book/generated/ copy; no Colab link (it could only open uncommitted files)."""
+    import re
+    import subprocess
+
+    if not book_pages():
+        _skip_or_fail(f"no built book at {site_dir()}: run `semalign book` first")
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split())
+    seen = 0
+    for page in book_pages():
+        if not page.startswith("book/generated/"):
+            continue
+        html = (site_dir() / page).read_text()
+        assert "colab.research.google.com" not in html, f"{page} offers a Colab link"
+        for url in re.findall(r'href="(https://mybinder\.org/[^"]+)"', html):
+            target = url.split("urlpath=", 1)[1].split("/", 1)[1]
+            assert target in tracked, f"{page}: Binder would open {target}, which git does not track"
+            seen += 1
+    assert seen >= 5, f"expected a Binder link on every chapter, found {seen}"
