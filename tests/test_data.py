@@ -27,6 +27,22 @@ def _no_local_copies(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
+@pytest.fixture
+def pinned_rsna():
+    """Requested by tests that keep the recorded sha256 of stage_2_train_labels.csv."""
+
+
+@pytest.fixture(autouse=True)
+def _fake_rsna_labels_unpinned(request, monkeypatch):
+    # the fake RSNA labels are made up, so they never match the sha256 recorded for the real
+    # stage_2_train_labels.csv: the recipe tests run with it unpinned (tests asking for
+    # ``pinned_rsna`` keep it)
+    if "pinned_rsna" in request.fixturenames:
+        return
+    spec = next(f for f in M.get_manifest("rsna-pneumonia")["files"] if f["path"] == "stage_2_train_labels.csv")
+    monkeypatch.setitem(spec, "sha256", None)
+
+
 # ------------------------------------------------------------------ manifests
 def test_every_manifest_passes_the_schema(repo_root):
     files = sorted((repo_root / "data_manifests").glob("*.yml"))
@@ -103,7 +119,14 @@ def fake_mimic(root: Path, n: int = 400, seed: int = 0, empty: frozenset = froze
     return root
 
 
-def fake_rsna(root: Path, n: int = 300, seed: int = 0) -> Path:
+def _placeholders(folder: Path, ids, suffix: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in ids:
+        (folder / f"{i}{suffix}").write_bytes(b"")
+
+
+def fake_rsna(root: Path, n: int = 300, seed: int = 0, images: bool = False) -> Path:
+    """A fake RSNA copy; ``images``: an empty placeholder .dcm for every patient."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
     pid = [f"fake-{i:05d}" for i in range(n)]
@@ -114,10 +137,13 @@ def fake_rsna(root: Path, n: int = 300, seed: int = 0) -> Path:
             rows.append({"patientId": p, "x": rng.integers(100) if t else None, "y": 1.0 if t else None,
                          "width": 5.0 if t else None, "height": 5.0 if t else None, "Target": t})
     pd.DataFrame(rows).to_csv(root / "stage_2_train_labels.csv", index=False)
+    if images:
+        _placeholders(root / "stage_2_train_images", pid, ".dcm")
     return root
 
 
-def fake_vindr(root: Path, n_test: int = 200, n_train: int = 300, seed: int = 0) -> Path:
+def fake_vindr(root: Path, n_test: int = 200, n_train: int = 300, seed: int = 0, images: bool = False) -> Path:
+    """A fake VinDr-CXR copy; ``images``: an empty placeholder .dicom for every image."""
     rng = np.random.default_rng(seed)
     cols = ["Aortic enlargement", "Atelectasis", "Cardiomegaly", "Lung Opacity", "Pleural thickening",
             "Pulmonary fibrosis", "Tuberculosis", "No finding"]
@@ -130,6 +156,9 @@ def fake_vindr(root: Path, n_test: int = 200, n_train: int = 300, seed: int = 0)
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     te.to_csv(root / "annotations/image_labels_test.csv", index=False)
     tr.to_csv(root / "annotations/image_labels_train.csv", index=False)
+    if images:
+        _placeholders(root / "test", te["image_id"], ".dicom")
+        _placeholders(root / "train", tr["image_id"].unique(), ".dicom")
     return root
 
 
@@ -188,12 +217,12 @@ def test_recipe_asking_more_than_exists(tmp_path, monkeypatch):
 
 
 def test_rsna_and_vindr_recipes_on_fake_files(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEMALIGN_RSNA", str(fake_rsna(tmp_path / "rsna")))
+    monkeypatch.setenv("SEMALIGN_RSNA", str(fake_rsna(tmp_path / "rsna", images=True)))
     t = get_task("rsna-pneumonia", n_test_per_class=40, n_train_per_class=30, n_anchors=50)
     assert t.test["label"].value_counts().to_dict() == {0: 40, 1: 40}
     assert not set(t.test["id"]) & set(t.anchors["id"]) and not set(t.test["id"]) & set(t.train["id"])
     assert t.test["input"].str.endswith(".dcm").all()
-    monkeypatch.setenv("SEMALIGN_VINDR_CXR", str(fake_vindr(tmp_path / "vindr")))
+    monkeypatch.setenv("SEMALIGN_VINDR_CXR", str(fake_vindr(tmp_path / "vindr", images=True)))
     for slug, col in VINDR6.items():
         v = get_task(f"vindr-{slug}")
         te = pd.read_csv(tmp_path / "vindr/annotations/image_labels_test.csv")
@@ -250,6 +279,133 @@ def test_wrong_checksum(tmp_path, monkeypatch, capsys):
         get_pairs("iu-xray-pairs", n=5)
     assert main(["data", "check", "iu-xray-openi"]) == 1
     assert "download again: NLMCXR_reports.tgz (checksum failed)" in capsys.readouterr().out
+
+
+def test_vindr_check_needs_the_training_images(tmp_path, monkeypatch, capsys):
+    m = M.get_manifest("vindr-cxr")
+    assert "train/*.dicom" in [f["path"] for f in m["files"]]
+    assert "test/ is enough" not in m["access_steps"] and "train/" in m["access_steps"]
+    root = fake_vindr(tmp_path / "vindr")
+    _placeholders(root / "test", ["t0000"], ".dicom")  # test images only
+    monkeypatch.setenv("SEMALIGN_VINDR_CXR", str(root))
+    r = M.check("vindr-cxr")
+    assert r["state"] == "incomplete" and "train/*.dicom" in r["next_step"]
+    assert main(["data", "check", "vindr-cxr"]) == 0
+    assert "vindr-cxr  [credentialed]  INCOMPLETE" in capsys.readouterr().out
+    _placeholders(root / "train", ["r0000"], ".dicom")
+    assert M.check("vindr-cxr")["state"] == "ready"
+
+
+def test_vindr_recipe_names_missing_selected_images(tmp_path, monkeypatch):
+    root = fake_vindr(tmp_path / "vindr", images=True)
+    monkeypatch.setenv("SEMALIGN_VINDR_CXR", str(root))
+    t = get_task("vindr-cardiomegaly", n_train_per_class=20, n_anchors=50)
+    gone = Path(t.train["input"].iloc[0])
+    gone.unlink()
+    with pytest.raises(DataError) as e:
+        get_task("vindr-cardiomegaly", n_train_per_class=20, n_anchors=50)
+    msg = str(e.value)
+    assert "1 of the" in msg and "image files" in msg and "is missing" in msg and str(gone) in msg
+    assert "train/*.dicom" in msg and "physionet.org/content/vindr-cxr" in msg and str(root) in msg
+    # the whole test/ folder absent: every selected test image is counted
+    for p in (root / "test").iterdir():
+        p.unlink()
+    with pytest.raises(DataError, match=rf"{len(t.test) + 1} of the \d+ image files .*test/\*\.dicom"):
+        get_task("vindr-cardiomegaly", n_train_per_class=20, n_anchors=50)
+
+
+def test_rsna_recipe_names_missing_selected_images(tmp_path, monkeypatch):
+    root = fake_rsna(tmp_path / "rsna", images=True)
+    monkeypatch.setenv("SEMALIGN_RSNA", str(root))
+    t = get_task("rsna-pneumonia", n_test_per_class=20, n_train_per_class=20, n_anchors=30)
+    gone = Path(t.test["input"].iloc[-1])
+    gone.unlink()
+    with pytest.raises(DataError) as e:
+        get_task("rsna-pneumonia", n_test_per_class=20, n_train_per_class=20, n_anchors=30)
+    msg = str(e.value)
+    assert "1 of the" in msg and str(gone) in msg and "stage_2_train_images/*.dcm" in msg
+    assert "kaggle" in msg.lower() and str(root) in msg
+    # no image folder at all (only the labels downloaded): still one DataError, not a crash later
+    for p in (root / "stage_2_train_images").iterdir():
+        p.unlink()
+    with pytest.raises(DataError, match=r"(\d+) of the \1 image files"):
+        get_task("rsna-pneumonia", n_test_per_class=20, n_train_per_class=20, n_anchors=30)
+
+
+def test_optional_files_are_shown_as_optional(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SEMALIGN_RSNA", str(fake_rsna(tmp_path / "rsna", images=True)))
+    assert main(["data", "check", "rsna-pneumonia"]) == 0
+    out = capsys.readouterr().out
+    assert "rsna-pneumonia  [registration]  READY" in out
+    line = next(x for x in out.splitlines() if "stage_2_detailed_class_info.csv" in x)
+    assert line.split()[:2] == ["missing", "(optional)"]
+    # IU: the image archive is optional (not needed once unpacked into images/), the reports are not
+    root = tmp_path / "iu"
+    _placeholders(root / "images", ["CXR1_1_IM-0001-3001"], ".png")
+    monkeypatch.setenv("SEMALIGN_IU_XRAY", str(root))
+    r = M.check("iu-xray-openi")
+    st = {s.path: s.status for s in r["files"]}
+    assert st["NLMCXR_png.tgz"] == "missing (optional)" and st["NLMCXR_reports.tgz"] == "missing"
+    assert r["state"] == "incomplete" and "NLMCXR_png.tgz" not in r["next_step"]
+
+
+def test_iu_next_step_is_exact():
+    r = M.check("iu-xray-openi")  # no local copy configured
+    nxt = r["next_step"]
+    assert r["state"] == "missing"
+    for s in ("https://openi.nlm.nih.gov/imgs/collections/NLMCXR_png.tgz",
+              "https://openi.nlm.nih.gov/imgs/collections/NLMCXR_reports.tgz",
+              "tar -xzf NLMCXR_png.tgz -C images", "SEMALIGN_IU_XRAY"):
+        assert s in nxt, s
+
+
+def test_schema_checks_the_required_flag():
+    good = M.get_manifest("rsna-pneumonia")
+    f = {"path": "x", "description": "y"}
+    assert M.validate({**good, "files": [{**f, "required": False}]}) == []
+    assert any("required must be true or false" in e for e in M.validate({**good, "files": [{**f, "required": "no"}]}))
+    assert any("required: false" in e for e in M.validate({**good, "files": [{**f, "optional": True}]}))
+
+
+def test_rsna_labels_with_another_sha256_fail_the_check(tmp_path, monkeypatch, capsys, pinned_rsna):
+    spec = next(f for f in M.get_manifest("rsna-pneumonia")["files"] if f["path"] == "stage_2_train_labels.csv")
+    assert spec["sha256"] == "bb40b7e956e9922a6b275ed4a158197568cf9ab618017d53db6159b1b624bb65"
+    monkeypatch.setenv("SEMALIGN_RSNA", str(fake_rsna(tmp_path / "rsna", images=True)))
+    r = M.check("rsna-pneumonia")
+    assert r["state"] == "damaged"
+    assert {s.path: s.status for s in r["files"]}["stage_2_train_labels.csv"] == "checksum failed"
+    assert main(["data", "check", "rsna-pneumonia"]) == 1
+    out = capsys.readouterr().out
+    assert "next step: download again: stage_2_train_labels.csv (checksum failed)" in out
+    assert "kaggle.com/competitions/rsna-pneumonia-detection-challenge" in out
+    assert "kaggle_stage_2_train_labels.csv.zip" in out  # the identical copy in the torchxrayvision wheel
+    with pytest.raises(DataError, match="stage_2_train_labels.csv: checksum failed"):
+        get_task("rsna-pneumonia", n_test_per_class=10)
+
+
+@pytest.mark.slow
+def test_rsna_labels_sha256_is_the_torchxrayvision_copy(asset, tmp_path, monkeypatch, pinned_rsna):
+    z = asset("torchxrayvision") / "torchxrayvision/data/kaggle_stage_2_train_labels.csv.zip"
+    root = tmp_path / "rsna"
+    root.mkdir()
+    with zipfile.ZipFile(z) as zf:
+        assert zf.getinfo("stage_2_train_labels.csv").file_size == 1_490_034
+        zf.extract("stage_2_train_labels.csv", root)
+    monkeypatch.setenv("SEMALIGN_RSNA", str(root))
+    st = {s.path: s.status for s in M.check("rsna-pneumonia")["files"]}
+    assert st["stage_2_train_labels.csv"] == "present"  # sha256 and columns both match
+
+
+@pytest.mark.slow
+def test_iu_copy_is_ready_without_the_optional_archive(asset, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "iu"
+    _placeholders(root / "images", ["CXR1_1_IM-0001-3001"], ".png")
+    (root / "NLMCXR_reports.tgz").symlink_to(asset("torchxrayvision") / "torchxrayvision/data/NLMCXR_reports.tgz")
+    monkeypatch.setenv("SEMALIGN_IU_XRAY", str(root))
+    assert main(["data", "check", "iu-xray-openi"]) == 0
+    out = capsys.readouterr().out
+    assert "iu-xray-openi  [open]  READY" in out and "missing (optional)" in out and "NLMCXR_png.tgz" in out
+    assert M.require("iu-xray-openi") == root  # an absent optional file does not block the recipe
 
 
 def test_truncated_image_gives_one_clear_message(tmp_path):

@@ -5,6 +5,12 @@ local copy must hold (with sha256 where the file is stable), what its label colu
 splits and the subset recipes built from it. :func:`check` compares a local copy with its
 manifest and says, for each file, present / missing / checksum failed, and the next step.
 
+A file entry holds ``path`` and ``description``, and optionally ``sha256`` (null when the file
+is not stable), ``columns`` / ``columns_exact``, ``glob: true`` (a pattern: present when a file
+matches; recipes check the files they select themselves), ``required: false`` (an optional file:
+shown as "missing (optional)" and never blocking) and ``also_in`` (where an identical copy
+ships, e.g. inside a registry asset, named in the next step when the file is missing or damaged).
+
 Where a copy lives, in order: ``locate(name, path=...)`` argument, the dataset's own
 environment variable (``env_var`` in the manifest, e.g. ``SEMALIGN_MIMIC_CXR``), then
 ``$SEMALIGN_DATA/<default_dir>``. Bundled datasets (Open-i reports, SynthCXR) need none.
@@ -68,6 +74,12 @@ def validate(m: dict, where: str = "manifest") -> list[str]:
             errs.append(f"{where}: files[{i}].sha256 must be 64 lowercase hex digits or null")
         if "columns" in f and not isinstance(f["columns"], list):
             errs.append(f"{where}: files[{i}].columns must be a list")
+        if "required" in f and not isinstance(f["required"], bool):
+            errs.append(f"{where}: files[{i}].required must be true or false")
+        if "optional" in f:
+            errs.append(f"{where}: files[{i}] has 'optional'; an optional file is marked required: false")
+        if "also_in" in f and not isinstance(f["also_in"], str):
+            errs.append(f"{where}: files[{i}].also_in must be a string")
     for k, r in (m.get("recipes") or {}).items():
         if not isinstance(r, dict) or "description" not in r:
             errs.append(f"{where}: recipes[{k!r}] needs a description")
@@ -119,7 +131,7 @@ def where_to_put(m: dict) -> str:
 @dataclass
 class FileStatus:
     path: str
-    status: str  # present | missing | checksum failed | bad columns | present (unchecked)
+    status: str  # present | present (no stable sha256) | missing | missing (optional) | checksum failed | bad columns
     detail: str = ""
 
 
@@ -148,14 +160,15 @@ def check_columns(p: Path, expected: list[str], dataset: str, exact: bool = True
 
 
 def check_file(m: dict, folder: Path | None, f: dict, *, verify: bool = True) -> FileStatus:
+    missing = "missing" if f.get("required", True) else "missing (optional)"
     if folder is None:
-        return FileStatus(f["path"], "missing", "no local folder configured")
+        return FileStatus(f["path"], missing, "no local folder configured")
     p = folder / f["path"]
     if f.get("glob"):
         hits = list(folder.glob(f["path"]))
-        return FileStatus(f["path"], "present" if hits else "missing", f"{len(hits)} files" if hits else "")
+        return FileStatus(f["path"], "present" if hits else missing, f"{len(hits)} files" if hits else "")
     if not p.exists():
-        return FileStatus(f["path"], "missing")
+        return FileStatus(f["path"], missing)
     if verify and f.get("sha256"):
         got = sha256_file(p)
         if got != f["sha256"]:
@@ -199,14 +212,23 @@ def check(name: str, path: str | os.PathLike | None = None, *, verify: bool = Tr
     elif any(s.status in ("checksum failed", "bad columns") for s in req):
         bad = [s for s in req if s.status in ("checksum failed", "bad columns")]
         state = "damaged"
-        nxt = "download again: " + ", ".join(f"{s.path} ({s.status})" for s in bad) + f" from {m['homepage']}"
+        nxt = ("download again: " + ", ".join(f"{s.path} ({s.status})" for s in bad) + f" from {m['homepage']}"
+               + f" into {folder}" + _also_in(m, bad))
     elif any(s.status == "missing" for s in req):
         state = "incomplete"
-        miss = [s.path for s in req if s.status == "missing"]
-        nxt = f"add {', '.join(miss)} (from {m['homepage']}) to {folder}"
+        miss = [s for s in req if s.status == "missing"]
+        nxt = f"add {', '.join(s.path for s in miss)} (from {m['homepage']}) to {folder}" + _also_in(m, miss)
     else:
         state, nxt = "ready", "nothing to do"
     return {"name": name, "access": m["access"], "folder": folder, "files": files, "state": state, "next_step": nxt}
+
+
+def _also_in(m: dict, statuses: list[FileStatus]) -> str:
+    """``"; an identical copy of X ships in ..."`` for the files whose manifest entry says so."""
+    spec = {f["path"]: f for f in m["files"]}
+    notes = [f"an identical copy of {s.path} ships in {spec[s.path]['also_in']}"
+             for s in statuses if spec.get(s.path, {}).get("also_in")]
+    return "".join(f"; {n}" for n in notes)
 
 
 def require(name: str, path: str | os.PathLike | None = None, files: list[str] | None = None) -> Path:

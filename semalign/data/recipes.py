@@ -2,7 +2,8 @@
 
 Each recipe reads only label / metadata / report files (never pixels: images are passed on as
 paths), is seeded and deterministic (same files + same seed -> same ids in the same order),
-and fails with one :class:`DataError` that says what is wrong and what to do. Nothing of these
+and fails with one :class:`DataError` that says what is wrong and what to do — including when
+image files it selected are absent from the copy (:func:`require_images`). Nothing of these
 datasets is ever written into the repository or the book; only counts are shown.
 
 * :func:`mimic_5x200` — MIMIC-5x200 (MedCLIP's recipe): for each of Atelectasis,
@@ -19,7 +20,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,37 @@ def read_table(dataset: str, folder: Path, path: str) -> pd.DataFrame:
         return pd.read_csv(p)
     except Exception as e:  # noqa: BLE001 — pandas raises many types for damaged files
         raise DataError(f"{dataset}: cannot parse {p} ({type(e).__name__}: {e}); download it again.") from None
+
+
+def require_images(dataset: str, folder: Path, paths, what: str) -> None:
+    """One DataError when any of the image files a recipe selected is not in the local copy:
+    how many, an example path, which manifest entry (folder pattern) they belong to, and where
+    to download them to. (``semalign data check`` only sees whether a folder holds *some* images.)
+    """
+    paths = list(dict.fromkeys(str(p) for p in paths))
+    missing = [p for p in paths if not Path(p).is_file()]
+    if not missing:
+        return
+    m = get_manifest(dataset)
+    specs = [f for f in m["files"] if f.get("glob")]
+    by_spec: dict[str, int] = {}
+    for p in missing:
+        try:
+            rel = PurePosixPath(Path(p).relative_to(folder).as_posix())
+        except ValueError:
+            rel = PurePosixPath(Path(p).as_posix())
+        spec = next((f for f in specs if rel.match(f["path"])), None)
+        key = spec["path"] if spec else f"{rel.parent}/"
+        by_spec[key] = by_spec.get(key, 0) + 1
+    desc = {f["path"]: f["description"] for f in specs}
+    where = "; ".join(f"{n:,} in {k}" for k, n in by_spec.items())
+    get = "; ".join(f"{k} ({desc[k]})" if k in desc else k for k in by_spec)
+    how = f" How to get them: {' '.join(m['access_steps'].split())}" if m.get("access_steps") else ""
+    raise DataError(
+        f"{dataset}: {len(missing):,} of the {len(paths):,} image files {what} selected "
+        f"{'is' if len(missing) == 1 else 'are'} missing from {folder} ({where}; e.g. {missing[0]}). "
+        f"Download {get} from {m['homepage']} into {folder}.{how} "
+        f"`semalign data check {dataset}` shows what the copy holds.")
 
 
 def draw(ids: np.ndarray, k: int, rng: np.random.Generator, what: str) -> np.ndarray:
@@ -223,7 +255,10 @@ def rsna_task(n_test_per_class: int = 500, n_train_per_class: int = 1000, n_anch
     recipe = {"n_test_per_class": n_test_per_class, "n_train_per_class": n_train_per_class, "n_anchors": n_anchors,
               "seed": seed, "version": 1}
     anchors = pd.DataFrame({"id": sorted(pool), "input": [img(i) for i in sorted(pool)]})
-    return Task("rsna-pneumonia", "image", [0, 1], fr(train), fr(test), anchors, recipe_key("rsna-pneumonia", recipe),
+    train, test = fr(train), fr(test)
+    require_images("rsna-pneumonia", folder, [*train["input"], *test["input"], *anchors["input"]],
+                   "the rsna-pneumonia recipe (test, training pool and anchors)")
+    return Task("rsna-pneumonia", "image", [0, 1], train, test, anchors, recipe_key("rsna-pneumonia", recipe),
                 "RSNA pneumonia, balanced test split", recipe)
 
 
@@ -254,7 +289,10 @@ def vindr_task(slug: str, n_test_per_class: int | None = None, n_train_per_class
               "seed": seed, "version": 1}
     anchors = pd.DataFrame({"id": sorted(pool), "input": [str(folder / "train" / f"{i}.dicom") for i in sorted(pool)]})
     name = f"vindr-{slug}"
-    return Task(name, "image", [0, 1], fr(train, tr, "train"), fr(test, yte, "test"), anchors, recipe_key(name, recipe),
+    train, test = fr(train, tr, "train"), fr(test, yte, "test")
+    require_images("vindr-cxr", folder, [*train["input"], *test["input"], *anchors["input"]],
+                   f"the {name} recipe (test from test/, training pool and anchors from train/)")
+    return Task(name, "image", [0, 1], train, test, anchors, recipe_key(name, recipe),
                 f"VinDr-CXR {col}, balanced test subset", recipe)
 
 
