@@ -441,3 +441,25 @@ def test_synthcxr_tasks_are_balanced_and_disjoint():
     assert other.dataset_key != t.dataset_key and not set(other.test["id"]) & set(t.test["id"])
     df = load_dataset("synthcxr", n=4, size=64)
     assert {"id", "image", "text", "cardiomegaly", "split"} <= set(df.columns)
+
+
+@pytest.mark.slow
+def test_iu_pairs_check_their_images_and_never_return_fewer(asset, tmp_path, monkeypatch):
+    """iu-xray-pairs on the real Open-i reports: every selected PNG must exist (one error naming
+    the missing ones), and asking for more pairs than the copy holds says how many exist."""
+    from semalign.data import openi
+
+    root = tmp_path / "iu"
+    (root / "NLMCXR_reports.tgz").parent.mkdir(parents=True)
+    (root / "NLMCXR_reports.tgz").symlink_to(asset("torchxrayvision") / "torchxrayvision/data/NLMCXR_reports.tgz")
+    reports = openi.parse_reports(root / "NLMCXR_reports.tgz")
+    firsts = [ids[0] for ids in reports["image_ids"] if len(ids)]
+    _placeholders(root / "images", firsts, ".png")
+    monkeypatch.setenv("SEMALIGN_IU_XRAY", str(root))
+    pairs = get_pairs("iu-xray-pairs", n=50, seed=0)
+    assert len(pairs) == 50 and pairs["text"].str.len().gt(0).all()
+    Path(pairs["image"].iloc[0]).unlink()
+    with pytest.raises(DataError, match=r"1 of the 50 image files .*images/"):
+        get_pairs("iu-xray-pairs", n=50, seed=0)
+    with pytest.raises(DataError, match=r"asks for 100000 samples but only \d+ exist"):
+        get_pairs("iu-xray-pairs", n=100_000, seed=0)

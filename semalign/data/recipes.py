@@ -308,10 +308,12 @@ def iu_xray_pairs(n: int = 2000, seed: int = 0, path: str | None = None) -> pd.D
     reports["text"] = (reports["findings"] + " " + reports["impression"]).str.strip()
     reports = reports[reports["text"].str.len() > 0]
     rng = np.random.default_rng(seed)
-    pick = set(draw(reports["id"].to_numpy(), min(n, len(reports)), rng, "iu-xray pairs"))
+    # more pairs than the copy holds is an error that says how many exist (never silently fewer)
+    pick = set(draw(reports["id"].to_numpy(), n, rng, "iu-xray pairs (reports with an image and text)"))
     r = reports[reports["id"].isin(pick)]
     df = pd.DataFrame({"id": r["id"], "image": [str(folder / "images" / f"{ids[0]}.png") for ids in r["image_ids"]],
                        "text": r["text"]}).reset_index(drop=True)
+    require_images("iu-xray-openi", folder, list(df["image"]), "the iu-xray-pairs recipe (image–report anchors)")
     df.attrs["dataset_key"] = recipe_key("iu-xray-pairs", {"n": n, "seed": seed, "version": 1})
     return df
 
