@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -362,3 +363,115 @@ def test_oom_back_off_is_carried_to_the_next_chunks():
     assert enc.ooms == 1, f"{enc.ooms} OOMs (batches tried: {enc.batches}); only the first chunk backs off"
     assert enc.batches == [8, 4, 4] + [4, 4] * 2
     np.testing.assert_array_equal(out, Toy().embed(texts, progress=False))
+
+
+# --------------------------------------------------------------------------------------------
+# a real input error in chunk k: earlier chunks survive, nothing final, the rerun resumes
+# --------------------------------------------------------------------------------------------
+class ImageReader(Encoder):
+    """Image encoder that reads every path with the real :func:`semalign.images.read_image`
+    (so a bad file raises the reader's own :class:`ImageReadError`) and records what it read.
+
+    ``undecodable`` paths fail like a compressed DICOM without its decoder installed: the bytes
+    are fine, only this environment cannot decode them, so fixing it (installing the decoder)
+    leaves the inputs, hence the cache key, unchanged."""
+
+    def __init__(self):
+        super().__init__("reader", "image", "general", 3, spec={"kind": "reader"})
+        self.calls, self.read, self.undecodable = 0, [], set()
+
+    def _embed_batch(self, batch):
+        from semalign.images import ImageReadError, read_image
+
+        rows = []
+        for x in batch:
+            if str(x) in self.undecodable:
+                raise ImageReadError(f"{x}: cannot decode the DICOM pixels (simulated: JPEG 2000 "
+                                     f"decoder not installed). Install a decoder.")
+            a = read_image(x).astype(np.float32)
+            self.calls += 1
+            self.read.append(str(x))
+            rows.append([a.mean(), a.std(), (a * np.arange(a.size).reshape(a.shape)).sum() % 9973])
+        return np.asarray(rows, dtype=np.float32)
+
+
+def test_input_error_in_chunk_k_keeps_earlier_chunks_and_the_rerun_resumes(tmp_path, monkeypatch):
+    import semalign.cache as cache_mod
+    from semalign.cache import _read_checked
+    from semalign.images import ImageReadError
+
+    rng = np.random.default_rng(7)
+    paths = []
+    for i in range(12):  # chunks of 3: chunk 0 = items 0-2, ..., chunk 3 = items 9-11
+        p = tmp_path / f"img{i:02d}.pgm"
+        p.write_bytes(_pgm(rng))
+        paths.append(str(p))
+    ids = [f"img{i}" for i in range(12)]
+    args = dict(progress=False, chunk_size=3, batch_size=1)
+    ref = ImageReader().embed(paths, progress=False)  # what an uninterrupted run computes
+    bad = paths[7]  # second item of chunk k = 2: item 6 of that chunk is embedded before it fails
+
+    # 1. the real reader's error on a truncated copy names the file (what the user would see)
+    truncated = tmp_path / "truncated.pgm"
+    truncated.write_bytes(Path(bad).read_bytes()[:-40])
+    with pytest.raises(ImageReadError, match="truncated") as err:
+        ImageReader().embed([str(truncated)], progress=False)
+    assert str(truncated) in str(err.value)
+
+    # 2. an input error in chunk 2 propagates, as is, naming the bad input
+    enc = ImageReader()
+    enc.undecodable = {bad}
+    with pytest.raises(ImageReadError) as err:
+        embed_cached(enc, paths, ids, "imgs@err", **args)
+    assert bad in str(err.value), f"the error does not name the bad input: {err.value}"
+    assert enc.read == paths[:7]
+
+    # chunks 0 and 1 are on disk and check out; nothing of chunk 2 or later, no final entry
+    entries = list_entries()
+    assert len(entries) == 1, f"the failed run left {len(entries)} cache entries, not its partial one"
+    (entry,) = entries
+    d = Path(entry["path"])
+    assert not entry["complete"], "a final entry was written although the run failed"
+    assert entry["chunks"] == 2, f"{entry['chunks']} chunks kept, expected chunks 0 and 1"
+    assert sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) == [
+        "chunk-00000.json", "chunk-00000.npy", "chunk-00001.json", "chunk-00001.npy", "meta.json"]
+    kept = {}
+    for k in (0, 1):
+        c = d / f"chunk-{k:05d}.npy"
+        side = json.loads(c.with_suffix(".json").read_text())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a CacheWarning (invalid chunk) fails the test
+            arr = _read_checked(c, {"shape": side["shape"]})
+        np.testing.assert_array_equal(arr, ref[3 * k:3 * k + 3])
+        kept[c] = (c.read_bytes(), c.stat().st_mtime_ns, c.stat().st_ino)
+
+    written = []
+    real_write = cache_mod._write_checked
+    monkeypatch.setattr(cache_mod, "_write_checked",
+                        lambda path, arr, extra: written.append(path.name) or real_write(path, arr, extra))
+
+    # 3. a retry before the fix fails again at the same input, and neither recomputes nor
+    #    rewrites the kept chunks
+    enc.calls, enc.read = 0, []
+    with pytest.raises(ImageReadError, match=re.escape(bad)):
+        embed_cached(enc, paths, ids, "imgs@err", **args)
+    assert enc.read == paths[6:7], f"the retry read {enc.read}: it recomputed the kept chunks"
+    assert written == [], f"the failed retry wrote {written}"
+    for c, (data, mtime, ino) in kept.items():
+        assert (c.read_bytes(), c.stat().st_mtime_ns, c.stat().st_ino) == (data, mtime, ino), \
+            f"{c.name} was rewritten by the failed retry"
+
+    # 4. fixed (the decoder is installed; the file is unchanged): only chunks 2 and 3 are computed
+    enc.undecodable.clear()
+    enc.calls, enc.read = 0, []
+    out = embed_cached(enc, paths, ids, "imgs@err", **args)
+    assert enc.read == paths[6:], f"the rerun read {enc.read}, not only the items of chunks 2 and 3"
+    assert enc.calls == 6
+    assert written == ["chunk-00002.npy", "chunk-00003.npy", "embeddings.npy"], \
+        f"the rerun wrote {written}: the kept chunks must be read, not recomputed or rewritten"
+    np.testing.assert_array_equal(out, ref)
+    (entry,) = list_entries()
+    assert entry["complete"] and entry["chunks"] == 0
+    enc.calls = 0
+    np.testing.assert_array_equal(embed_cached(enc, paths, ids, "imgs@err", **args), ref)
+    assert enc.calls == 0

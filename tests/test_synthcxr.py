@@ -266,3 +266,78 @@ def test_report_wording_matches_the_labelled_severity():
                 if f == "tuberculosis":  # a cavity is drawn from moderate on, and reported
                     assert ("cavitation" in s) == (sev != "mild"), (sev, s)
     assert n_graded > 0.5 * n_sent, (n_graded, n_sent)
+
+
+# ---------------------------------------------------------------------------------------
+# golden digests: the generator's output is pinned to SYNTHCXR_VERSION
+# ---------------------------------------------------------------------------------------
+#: Digests of ``generate(8, seed=0)`` (size 224), one entry per SYNTHCXR_VERSION. When the
+#: generator's pixels, reports or labels change, bump SYNTHCXR_VERSION in
+#: semalign/data/tasks.py and ADD an entry for the new version; never edit an existing one
+#: (caches keyed by that version hold what these digests describe).
+#: Recorded with numpy 2.4.6, pandas 3.1.1, Python 3.11 (x86-64).
+SYNTHCXR_GOLDEN: dict[int, dict[str, str]] = {
+    2: {
+        "images": "f69dcb0708778b4950e59f77d91acacf8d27dede1ef7de4b4c3bcdc5cab62b97",
+        "reports": "b055cb519815835703a6d33b885eeea581141a8ca188083791a690a418785d91",
+        "labels": "31b1eac312106912c9d168d68719a945b91b9986ad0cb0b0ca6dc4e898964b8c",
+    },
+}
+#: Per-image pixel sums of the same batch: diagnostics only (tell a few flipped pixels from a
+#: redrawn picture when the image digest differs), not compared on their own.
+SYNTHCXR_GOLDEN_PIXEL_SUMS = {2: [5878433, 4527280, 6235212, 5722613, 6089362, 5489585, 6756028, 7129628]}
+
+
+def _canonical_labels(labels) -> bytes:
+    """The labels frame as canonical JSON: column names in order, then each column's values as
+    Python ints / strs (floats as repr). Unlike ``to_csv`` this does not depend on pandas' or
+    numpy's number formatting, line terminators or string dtype."""
+    import json
+
+    def value(v):
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        if isinstance(v, (int, np.integer)):
+            return int(v)
+        if isinstance(v, (float, np.floating)):
+            return repr(float(v))  # shortest round-trip repr: the same in every version
+        return str(v)
+
+    cols = [[str(c), [value(v) for v in labels[c].tolist()]] for c in labels.columns]
+    return json.dumps(cols, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def synthcxr_digests(b) -> dict[str, str]:
+    import hashlib
+
+    images = np.ascontiguousarray(b.images)
+    return {
+        "images": hashlib.sha256(images.tobytes()).hexdigest(),
+        "reports": hashlib.sha256("\n".join(b.reports).encode("utf-8")).hexdigest(),
+        "labels": hashlib.sha256(_canonical_labels(b.labels)).hexdigest(),
+    }
+
+
+def test_output_matches_the_digests_recorded_for_synthcxr_version():
+    from semalign.data.tasks import SYNTHCXR_VERSION
+
+    assert SYNTHCXR_VERSION in SYNTHCXR_GOLDEN, (
+        f"SYNTHCXR_VERSION is {SYNTHCXR_VERSION} but digests are recorded only for versions "
+        f"{sorted(SYNTHCXR_GOLDEN)}: add the digests of version {SYNTHCXR_VERSION} to SYNTHCXR_GOLDEN "
+        f"(tests/test_synthcxr.py), keeping the older entries")
+    b = generate(8, seed=0)
+    assert b.images.shape == (8, 224, 224) and b.images.dtype == np.uint8
+    got, want = synthcxr_digests(b), SYNTHCXR_GOLDEN[SYNTHCXR_VERSION]
+    changed = [k for k in want if got[k] != want[k]]
+    detail = ""
+    if "images" in changed:
+        sums = [int(s) for s in b.images.reshape(len(b.images), -1).sum(1, dtype=np.int64)]
+        ref = SYNTHCXR_GOLDEN_PIXEL_SUMS.get(SYNTHCXR_VERSION, sums)
+        diff = [s - r for s, r in zip(sums, ref)]
+        detail = (f" Per-image pixel-sum differences to the recording: {diff} (a few units on a "
+                  f"new platform or numpy/BLAS version suggests float rounding, not a generator change).")
+    assert not changed, (
+        f"the generator's output changed: bump SYNTHCXR_VERSION in semalign/data/tasks.py and update "
+        f"these digests (SYNTHCXR_GOLDEN in tests/test_synthcxr.py: add an entry for the new version). "
+        f"SYNTHCXR_VERSION={SYNTHCXR_VERSION}; changed: {', '.join(changed)}; now "
+        f"{ {k: got[k] for k in changed} }.{detail}")
