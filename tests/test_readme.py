@@ -48,6 +48,14 @@ def test_readme_stitching_example_on_real_encoders():
     assert mean[("ortho", 500)] > mean[("ortho", 25)], "more anchors help"
     assert mean[("ortho", 500)] <= mean[("upper_bound", 0)] + 0.02
     assert set(res["source"]) == {"minilm-l6", "wordllama-256"} and len(set(res["run"])) == 2
+    # the numbers the README quotes are the ones this example gives (within run-to-run noise)
+    text = " ".join(README.read_text().split())
+    m = re.search(r"naive (0\.\d+), ortho with 25 anchors (0\.\d+) and with 500 anchors (0\.\d+), "
+                  r"affine (0\.\d+) and (0\.\d+), upper bound (0\.\d+)", text)
+    assert m, "the README quotes the example's AUROCs"
+    keys = [("naive", 0), ("ortho", 25), ("ortho", 500), ("affine", 25), ("affine", 500), ("upper_bound", 0)]
+    for k, quoted in zip(keys, map(float, m.groups())):
+        assert abs(mean[k] - quoted) <= 0.03, f"README says {k} {quoted}, the example gives {mean[k]:.3f}"
 
 
 def test_readme_run_commands_name_real_notebooks_and_parameters():
