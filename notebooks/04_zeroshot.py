@@ -66,7 +66,7 @@ plots.zeroshot_bars(experiments.fig4_frame(results),
                     title=f"Zero-shot AUROC per task (ours, profile {profile}); dashed line: chance")
 
 # %%
-Markdown(experiments.read_fig4(results, info["supervised_on"]))
+Markdown(experiments.read_fig4(results))
 
 # %%
 experiments.fig4_frame(results).pivot_table(index="model", columns="task", values="auroc").round(3)  # means over runs

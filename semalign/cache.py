@@ -191,10 +191,17 @@ def _rows_digest(rows: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest()
 
 
+def _entry(encoder: Any, ids: Sequence[str], dataset: str, items: Sequence) -> tuple[dict, str, str, Path]:
+    """``(fingerprint, content digest, key, entry folder)`` of one embedding request."""
+    fp = encoder.fingerprint()
+    content = inputs_digest(items, getattr(encoder, "modality", "text"))
+    key = cache_key(fp, dataset, [str(i) for i in ids], content)
+    return fp, content, key, embeddings_dir() / _safe(encoder.name) / key[:40]
+
+
 def entry_dir(encoder: Any, ids: Sequence[str], dataset: str, inputs: Sequence) -> Path:
-    content = inputs_digest(inputs, getattr(encoder, "modality", "text"))
-    return embeddings_dir() / _safe(encoder.name) / cache_key(encoder.fingerprint(), dataset,
-                                                              [str(i) for i in ids], content)[:40]
+    """The folder :func:`embed_cached` keeps this request's embeddings in."""
+    return _entry(encoder, ids, dataset, list(inputs))[3]
 
 
 def embed_cached(encoder: Any, inputs: Sequence, ids: Sequence[str], dataset: str,
@@ -222,10 +229,7 @@ def embed_cached(encoder: Any, inputs: Sequence, ids: Sequence[str], dataset: st
 
     items = list(inputs)
     modality = getattr(encoder, "modality", "text")
-    content = inputs_digest(items, modality)
-    fp = encoder.fingerprint()
-    key = cache_key(fp, dataset, ids, content)
-    d = embeddings_dir() / _safe(encoder.name) / key[:40]
+    fp, content, key, d = _entry(encoder, ids, dataset, items)
     final = d / "embeddings.npy"
     full_expect = {"key": key, "shape": [n, int(encoder.dim)]}
     got = _read_checked(final, full_expect)

@@ -15,6 +15,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from semalign.tables import change_category  # Table 1's 5 % rule, one definition
+
 #: How the book writes each encoder domain; a stand-in is always named as such.
 DOMAIN_LABELS = {"general": "general", "medical": "medical", "medical (stand-in)": "medical (stand-in)"}
 
@@ -448,12 +450,25 @@ def above_chance(results: pd.DataFrame, k: float = 2.0) -> pd.Series:
 
     Rows without class counts fall back to AUROC > 0.5 (and say less).
     """
-    from semalign.zeroshot import chance_sd
-
     if not {"n_pos", "n_neg"} <= set(results.columns):
         return results["auroc"] > 0.5
-    sd = np.array([chance_sd(int(a), int(b)) for a, b in zip(results["n_pos"], results["n_neg"])])
-    return pd.Series(results["auroc"].to_numpy() > 0.5 + k * sd, index=results.index)
+    return pd.Series(results["auroc"].to_numpy() > 0.5 + k * _chance_sds(results), index=results.index)
+
+
+def _chance_sds(results: pd.DataFrame) -> np.ndarray:
+    """Each row's null AUROC std from its class counts (:func:`semalign.zeroshot.chance_sd`)."""
+    from semalign.zeroshot import chance_sd
+
+    return np.array([chance_sd(int(a), int(b)) for a, b in zip(results["n_pos"], results["n_neg"])])
+
+
+def supervised_encoders(results: pd.DataFrame) -> dict[str, str]:
+    """``{vision encoder: what it was trained on}`` from a Fig. 4 frame's ``supervised_on``
+    column (written by :func:`zeroshot_grid`); empty when the column is absent."""
+    if "supervised_on" not in results.columns:
+        return {}
+    return {v: w for v, w in zip(results["vision_encoder"], results["supervised_on"].fillna(""))
+            if isinstance(w, str) and w}
 
 
 APPROACH_LABELS = {"unimodal": "ours (unimodal + alignment)", "clip": "CLIP", "medclip": "MedCLIP"}
@@ -474,9 +489,12 @@ def read_fig4(results: pd.DataFrame, supervised_on: dict[str, str] | None = None
     """One paragraph reading Fig. 4 from its numbers.
 
     *Above chance* is AUROC > 0.5 + 2 null standard deviations (:func:`above_chance`), not
-    merely > 0.5. ``supervised_on``: encoders trained on labels (from :func:`zeroshot_grid`),
-    named so that a reader does not take their bars for zero-shot ability.
+    merely > 0.5. ``supervised_on``: encoders trained on labels (default: read from the
+    frame, :func:`supervised_encoders`), named so that a reader does not take their bars for
+    zero-shot ability.
     """
+    if supervised_on is None:
+        supervised_on = supervised_encoders(results)
     results = fig4_means(results)
     uni = results[results["approach"] == "unimodal"]
     if uni.empty:
@@ -484,7 +502,7 @@ def read_fig4(results: pd.DataFrame, supervised_on: dict[str, str] | None = None
     per_enc = uni.groupby("vision_encoder")["auroc"].mean().sort_values(ascending=False)
     above = int(above_chance(uni).sum())
     rule = ("0.5 + 2 null standard deviations, i.e. "
-            f"{0.5 + 2 * _chance_sd_of(uni):.2f} here" if {"n_pos", "n_neg"} <= set(uni.columns) else "0.5")
+            f"{0.5 + 2 * _chance_sds(uni).max():.2f} here" if {"n_pos", "n_neg"} <= set(uni.columns) else "0.5")
     s = (f"**Reading.** Averaged over the {uni['task'].nunique()} task(s), the best vision encoder with the "
          f"paper's method is `{per_enc.index[0]}` (mean AUROC {per_enc.iloc[0]:.3f}); {above} of {len(uni)} "
          f"(encoder, task) results are above chance (AUROC above {rule})"
@@ -506,13 +524,6 @@ def read_fig4(results: pd.DataFrame, supervised_on: dict[str, str] | None = None
                   f"in the paper's sense (RAD-DINO, the paper's medical encoder, never saw a label): read "
                   f"them as an in-domain ceiling, not as a medical encoder's zero-shot ability.")
     return s
-
-
-def _chance_sd_of(results: pd.DataFrame) -> float:
-    """The largest null AUROC std over the rows (the most conservative threshold to quote)."""
-    from semalign.zeroshot import chance_sd
-
-    return max(chance_sd(int(a), int(b)) for a, b in zip(results["n_pos"], results["n_neg"]))
 
 
 # --------------------------------------------------------------------------- the data page
@@ -684,11 +695,6 @@ def _best_at_max(fig3: pd.DataFrame, panel: str) -> tuple[pd.Series, float, floa
     return at_max, naive, ub, n_max
 
 
-def change_category(pct: float) -> str:
-    """Table 1's reading of a change against SUB: "gain" (▲ ≥ 5 %), "loss" (▼ ≤ −5 %) or "≈" (grey)."""
-    return "gain" if pct >= 5 else ("loss" if pct <= -5 else "≈")
-
-
 def claims_summary(fig3: pd.DataFrame, ours_t1: pd.DataFrame, paper_t1: Any, fig4: pd.DataFrame,
                    supervised_on: dict[str, str] | None = None) -> pd.DataFrame:
     """The paper's claims, each with the paper's value and ours, computed from result frames.
@@ -701,9 +707,8 @@ def claims_summary(fig3: pd.DataFrame, ours_t1: pd.DataFrame, paper_t1: Any, fig
     """
     from semalign.plots import table1_long
 
-    if supervised_on is None and "supervised_on" in fig4.columns:
-        supervised_on = {v: w for v, w in zip(fig4["vision_encoder"], fig4["supervised_on"].fillna(""))
-                         if isinstance(w, str) and w}
+    if supervised_on is None:
+        supervised_on = supervised_encoders(fig4)
     rows = []
 
     def add(section, claim, paper, ours, holds):

@@ -141,8 +141,7 @@ def zeroshot_bars(results: pd.DataFrame, *, title: str = "") -> alt.LayerChart:
         tips.append(alt.Tooltip("auroc_std:Q", format=".3f", title="std"))
     x = alt.X("task:N", sort=tasks, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=220))
     offset = alt.XOffset("model:N", sort=models)
-    base = alt.Chart(df)
-    bars = base.mark_bar().encode(
+    bars = alt.Chart(df).mark_bar().encode(
         x=x, xOffset=offset,
         y=alt.Y("auroc:Q", title="AUROC", stack=None, scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("model:N", sort=models, title="model", legend=alt.Legend(labelLimit=320)),
@@ -249,7 +248,9 @@ def _num(v, fmt="{:.2f}") -> str:
 def _change(pct) -> str:
     if pct is None or pd.isna(pct):
         return ""
-    colour = "#888888" if abs(pct) < 5 else ("#1a9641" if pct > 0 else "#d7191c")
+    from semalign.tables import change_category
+
+    colour = {"≈": "#888888", "gain": "#1a9641", "loss": "#d7191c"}[change_category(pct)]
     arrow = "▲" if pct >= 0 else "▼"
     return f' <span style="color:{colour};font-weight:600">{arrow}&nbsp;{abs(pct):.0f}%</span>'
 

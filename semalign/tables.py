@@ -156,14 +156,21 @@ def table1(
     return out
 
 
+#: Table 1's colour rule: a change against SUB of at least this many % is a gain / loss, else grey.
+CHANGE_THRESHOLD_PCT = 5.0
+
+
+def change_category(pct: float) -> str:
+    """Table 1's reading of a change against SUB: "gain" (▲ green, ≥ 5 %), "loss" (▼ red,
+    ≤ −5 %) or "≈" (grey, under 5 % either way)."""
+    if pct >= CHANGE_THRESHOLD_PCT:
+        return "gain"
+    return "loss" if pct <= -CHANGE_THRESHOLD_PCT else "≈"
+
+
 def _change_html(change: float) -> str:
     arrow = "▲" if change >= 0 else "▼"
-    if abs(change) < 5:
-        colour = "#6e7781"  # grey: less than 5 %
-    elif change > 0:
-        colour = "#1a7f37"  # green: increase of 5 % or more
-    else:
-        colour = "#cf222e"  # red: decrease of 5 % or more
+    colour = {"≈": "#6e7781", "gain": "#1a7f37", "loss": "#cf222e"}[change_category(change)]
     return f'<span style="color:{colour}">{arrow}{abs(change):.0f}%</span>'
 
 
