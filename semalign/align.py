@@ -65,9 +65,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from semalign.errors import SemalignError
+
 __all__ = [
     "METHODS",
     "CONSTANT_RTOL",
+    "NonFiniteError",
     "NotFittedError",
     "Translator",
     "standard_scaling_state",
@@ -94,6 +97,15 @@ State = dict[str, torch.Tensor]
 #: :func:`standard_scaling_state` treats a feature as constant over the anchors when its
 #: float64 std is at most ``CONSTANT_RTOL · |mean|`` (float64 rounding of the statistics).
 CONSTANT_RTOL: float = 1024 * float(np.finfo(np.float64).eps)
+
+
+class NonFiniteError(SemalignError, ValueError):
+    """NaN or inf in a :class:`Translator`'s input, or produced by it (overflow of huge values).
+
+    The message names the argument, how many values are bad and what to do (drop/impute the
+    rows, rescale the embeddings, ``std_scaling=True`` or float64 inputs). A ``ValueError`` like
+    every other bad-input error of this module.
+    """
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -151,6 +163,15 @@ def svd(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     except (torch.linalg.LinAlgError, RuntimeError) as err:
         if isinstance(err, RuntimeError) and "converge" not in str(err).lower():
             raise
+        # checked only after a failure: the normal path pays nothing. gesvd cannot help here
+        # (scipy would raise its own "must not contain infs or NaNs").
+        if not bool(torch.isfinite(a).all()):
+            raise NonFiniteError(
+                f"cannot factorise a {tuple(a.shape)} {a.dtype} matrix holding "
+                f"{int((~torch.isfinite(a)).sum())} NaN/inf values: the anchors are too large "
+                f"for {a.dtype} (their products overflowed). Rescale the embeddings (e.g. divide "
+                f"by their largest absolute value), use std_scaling=True or float64 anchors."
+            ) from None
         import scipy.linalg
 
         u, s, vh = scipy.linalg.svd(
@@ -488,11 +509,28 @@ def _to_tensor(
     # so a non-finite sum is confirmed element-wise)
     if not bool(torch.isfinite(t.sum())) and bool((bad := ~torch.isfinite(t)).any()):
         rows = torch.nonzero(bad.any(dim=1)).flatten()[:5].tolist()
-        raise ValueError(
+        # a finite array of another float type (longdouble, huge ints) can overflow float32
+        cast = (not is_torch and bool(np.isfinite(arr).all())) or (
+            is_torch and bool(torch.isfinite(a.detach()).all()))
+        why = (f"after conversion to float32: its {arr.dtype if not is_torch else a.dtype} "
+               f"values exceed float32's range; pass float64" if cast
+               else "drop or impute those rows first")
+        raise NonFiniteError(
             f"{name} (shape {shape_hint}) contains {int(bad.sum())} NaN/inf values "
-            f"(first rows {rows}); drop or impute those rows first"
+            f"(first rows {rows}) of its {t.shape[0]} x {t.shape[1]}; {why}"
         )
     return t, not is_torch
+
+
+def _max_abs(t: torch.Tensor) -> str:
+    """Largest finite absolute value of t, for error messages (only computed on failure)."""
+    fin = t[torch.isfinite(t)]
+    return f"{float(fin.abs().max()):.3g}" if fin.numel() else "none finite"
+
+
+def _all_finite(*tensors: torch.Tensor | None) -> bool:
+    """True when every given tensor holds only finite values (``None`` entries are skipped)."""
+    return all(bool(torch.isfinite(v).all()) for v in tensors if v is not None)
 
 
 def _cast(state: State | None, dtype: torch.dtype) -> State | None:
@@ -537,6 +575,11 @@ class Translator:
     float64, else float32. ``transform``/``inverse_transform`` compute in float64 if the fit
     or the input is float64, else float32, and return float64 for float64 input, float32 for
     anything else (ints, float16, bfloat16, float32).
+
+    Never NaN: NaN/inf in an input, or a fitted map or output that overflowed (values too
+    large for the dtype, e.g. 1e200 anchors in float64 or 1e37 in float32 without scaling),
+    raise :class:`NonFiniteError` naming the argument and what to do; a failed ``fit`` leaves
+    the translator as it was. (Cheap ``isfinite`` checks: finite results are unchanged.)
     """
 
     def __init__(
@@ -593,7 +636,21 @@ class Translator:
         x, y = x.to(dtype), y.to(device=x.device, dtype=dtype)
 
         with _lapack_threads(x, y):  # see _lapack_threads: small dependent ops, shared cores
-            self._fit_scaled(x, y)
+            try:
+                scaling_x, scaling_y, state = self._fit_scaled(x, y)
+            except NonFiniteError as err:  # an SVD met overflowed products
+                raise self._overflow_error("fit", "an intermediate product of the fit", dtype,
+                                           x_anchors=x, y_anchors=y) from err
+        # huge anchors can overflow silently (variance, Gram matrix, Adam): never keep a
+        # NaN/inf map, which would turn every later output into NaN
+        if not (_all_finite(*state.values())
+                and (scaling_x is None or _all_finite(*scaling_x.values(), *scaling_y.values()))):
+            raise self._overflow_error("fit", "the fitted map", dtype, x_anchors=x, y_anchors=y)
+        # assigned only now: a failed fit leaves the translator as it was
+        self.scaling_x_, self.scaling_y_ = scaling_x, scaling_y
+        self.state_ = state
+        self.R_ = state.get("R")
+        self.b_ = state.get("b")
         self.dim_x_, self.dim_y_ = int(x.shape[1]), int(y.shape[1])
         self.n_anchors_ = int(x.shape[0])
         self.dtype_ = dtype
@@ -601,13 +658,14 @@ class Translator:
         self._pinv = None
         return self
 
-    def _fit_scaled(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def _fit_scaled(self, x: torch.Tensor, y: torch.Tensor) -> tuple[State | None, State | None, State]:
+        """``(scaling_x, scaling_y, state)`` fitted on x, y (nothing is assigned to self)."""
         if self.std_scaling and self.method != "naive":
-            self.scaling_x_ = standard_scaling_state(x)
-            self.scaling_y_ = standard_scaling_state(y)
-            xs, ys = standardize(x, self.scaling_x_), standardize(y, self.scaling_y_)
+            scaling_x = standard_scaling_state(x)
+            scaling_y = standard_scaling_state(y)
+            xs, ys = standardize(x, scaling_x), standardize(y, scaling_y)
         else:
-            self.scaling_x_ = self.scaling_y_ = None
+            scaling_x = scaling_y = None
             xs, ys = x, y
 
         if self.method == "affine":
@@ -616,10 +674,21 @@ class Translator:
             state = _STATE_FNS[self.method](xs, ys, centred=self.std_scaling)
         else:
             state = _STATE_FNS[self.method](xs, ys)
+        return scaling_x, scaling_y, state
 
-        self.state_ = state
-        self.R_ = state.get("R")
-        self.b_ = state.get("b")
+    def _overflow_error(self, call: str, what: str, dtype: torch.dtype,
+                        **arrays: torch.Tensor) -> NonFiniteError:
+        """The error for NaN/inf that finite inputs produced: values too large for ``dtype``."""
+        sizes = ", ".join(f"largest |{k}| {_max_abs(v)}" for k, v in arrays.items())
+        todo = ["rescale the embeddings (e.g. divide each set by its largest absolute value)"]
+        if not self.std_scaling and self.method != "naive":
+            todo.append(("refit with" if call != "fit" else "use") + " std_scaling=True")
+        if dtype != torch.float64:
+            todo.append("pass float64 arrays")
+        return NonFiniteError(
+            f"{self!r}.{call}: {what} holds NaN/inf although the inputs are finite ({sizes}): "
+            f"the values are too large for {dtype} and overflowed. To fix: " + ", or ".join(todo) + "."
+        )
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "state_"):
@@ -642,13 +711,18 @@ class Translator:
         out_dtype, dtype = self._dtypes(t)
         t = t.to(self.device_, dtype)
         sx, sy = _cast(self.scaling_x_, dtype), _cast(self.scaling_y_, dtype)
+        x_in = t
         with _lapack_threads(t):
             if sx is not None:
                 t = standardize(t, sx)
             out = apply_state(t, _cast(self.state_, dtype), self.dim_y_)
             if sy is not None:
                 out = destandardize(out, sy)
-        return _to_kind(out.to(out_dtype), as_numpy, out_device)
+        out = out.to(out_dtype)
+        if not _all_finite(out):  # finite x, finite map: only overflow gets here
+            raise self._overflow_error("transform", f"the output ({int((~torch.isfinite(out)).sum())} "
+                                       f"values)", out_dtype, x=x_in)
+        return _to_kind(out, as_numpy, out_device)
 
     def _dtypes(self, t: torch.Tensor) -> tuple[torch.dtype, torch.dtype]:
         """(output dtype, compute dtype) for input t: see the class docstring."""
@@ -678,6 +752,7 @@ class Translator:
         out_device = None if as_numpy else t.device
         out_dtype, dtype = self._dtypes(t)
         t = t.to(self.device_, dtype)
+        y_in = t
         sx, sy = _cast(self.scaling_x_, dtype), _cast(self.scaling_y_, dtype)
         if sy is not None:
             t = standardize(t, sy)
@@ -692,4 +767,8 @@ class Translator:
             out = (t - b if b is not None else t) @ self._pinv.to(dtype)
         if sx is not None:
             out = destandardize(out, sx)
-        return _to_kind(out.to(out_dtype), as_numpy, out_device)
+        out = out.to(out_dtype)
+        if not _all_finite(out):  # finite y, finite map: only overflow gets here
+            raise self._overflow_error("inverse_transform", f"the output ({int((~torch.isfinite(out)).sum())} "
+                                       f"values)", out_dtype, y=y_in)
+        return _to_kind(out, as_numpy, out_device)

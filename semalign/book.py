@@ -12,22 +12,32 @@ as YAML so ``-p anchor_counts "[25, 100]"`` gives a list and ``-p runs 1`` an in
 
 Papermill injects the parameters as its own cell (tagged ``injected-parameters``) right
 after the notebook's ``parameters`` cell, so the executed notebook shows what it ran with.
+
+A run publishes all of its outputs or none (:func:`run_notebook`): the kernel works in a
+hidden staging folder, and only a notebook that completed has its ``results/*.csv`` and its
+executed ``.ipynb`` moved into ``book/generated/``. A failed run leaves the previous good
+outputs in place, plus ``<stem>.failed.ipynb`` and ``<stem>.failed-results/`` to look at.
+Every mistake a user can make (profile, ``-p``, output folder, parameters cell, missing book
+extra) is a :class:`BookError` raised before a kernel starts.
 """
 
 from __future__ import annotations
+
+from semalign.errors import SemalignError
 
 import argparse
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
-from semalign._io import atomic_write_text
+from semalign._io import atomic_write_text, file_lock
 
 PROFILES = ("offline", "open", "paper")
 #: Where the vega/vega-lite/vega-embed bundle is served from (relative to the repository root).
@@ -39,7 +49,7 @@ _KERNEL_ENV = {"SEMALIGN_NOTEBOOK": "", "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PRO
                "TRANSFORMERS_VERBOSITY": "error", "PYTHONWARNINGS": "ignore"}
 
 
-class BookError(RuntimeError):
+class BookError(SemalignError, RuntimeError):
     """A notebook, a profile or a parameter is wrong; the message says what to do."""
 
 
@@ -85,31 +95,98 @@ def resolve_notebook(name: str | os.PathLike, root: Path | None = None) -> Path:
     raise BookError(f"no notebook {str(name)!r}: give a path or one of {known}")
 
 
+# --------------------------------------------------------------------------- the book extra
+#: What ``pip install -e ".[book]"`` provides that running and building the book imports.
+_BOOK_EXTRA_HINT = 'the book extra is not installed ({missing} is missing): run pip install -e ".[book]" ' \
+                   "in the repository (or pip install -e \".[all]\")"
+
+
+def require_book_extra(*modules: str) -> list[Any]:
+    """Import ``modules`` (default: nbformat, papermill, jupytext) and return them.
+
+    A missing one raises :class:`BookError` saying to install the ``book`` extra, instead of an
+    ``ImportError`` traceback from deep inside a run.
+    """
+    import importlib
+
+    out = []
+    for name in modules or ("nbformat", "papermill", "jupytext"):
+        try:
+            out.append(importlib.import_module(name))
+        except ImportError:
+            raise BookError(_BOOK_EXTRA_HINT.format(missing=name)) from None
+    return out
+
+
+def _require_installed(*modules: str) -> None:
+    """Like :func:`require_book_extra` without importing (for modules only a subprocess needs)."""
+    import importlib.util
+
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a None placeholder in sys.modules, or a broken package
+            found = False
+        if not found:
+            raise BookError(_BOOK_EXTRA_HINT.format(missing=name))
+
+
 # --------------------------------------------------------------------------- profiles
+def profile_names() -> list[str]:
+    """The profiles shipped as package data (``semalign/profiles/*.yml``), sorted."""
+    from importlib import resources
+
+    folder = resources.files("semalign") / "profiles"
+    return sorted(r.name[: -len(".yml")] for r in folder.iterdir() if r.name.endswith(".yml"))
+
+
 def load_profile(name: str | os.PathLike = "offline") -> dict[str, Any]:
-    """Load a profile: a name in :data:`PROFILES` (package data) or a path to a YAML file.
+    """Load a profile: a name in :func:`profile_names` (package data) or a path to a YAML file.
+
+    Only those two are accepted: a name such as ``../x`` or ``offline/../../assets`` is neither a
+    shipped profile nor a ``.yml``/``.yaml`` file, so it cannot reach outside the profiles folder.
+    Malformed YAML raises :class:`BookError` naming the file and the line.
 
     Returns ``{"name", "description", "common": {...}, "notebooks": {stem: {...}}}``.
     """
     p = Path(name)
-    if p.suffix in (".yml", ".yaml") and p.is_file():
-        text, label = p.read_text(), p.stem
-    else:
+    known = profile_names()
+    if p.suffix in (".yml", ".yaml"):
+        if not p.is_file():
+            raise BookError(f"profile file {str(p)!r} does not exist: give an existing .yml/.yaml file "
+                            f"or one of {', '.join(known)}")
+        where, label = str(p), p.stem
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, IsADirectoryError) as e:
+            raise BookError(f"profile {where} is not a UTF-8 text file ({e.__class__.__name__})") from None
+    elif str(name) in known:
         from importlib import resources
 
         res = resources.files("semalign") / "profiles" / f"{name}.yml"
-        if not res.is_file():
-            raise BookError(
-                f"unknown profile {str(name)!r}: use one of {', '.join(PROFILES)} or a path to a YAML file"
-            )
-        text, label = res.read_text(), str(name)
-    data = yaml.safe_load(text) or {}
+        where, label, text = str(res), str(name), res.read_text(encoding="utf-8")
+    else:
+        raise BookError(
+            f"unknown profile {str(name)!r}: use one of {', '.join(known)} or a path to a .yml/.yaml file"
+        )
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or " ".join(str(e).split())
+        ctx, ctx_mark = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if ctx and ctx_mark is not None:  # e.g. an unclosed "[" opened on an earlier line
+            problem += f"; {ctx} opened at line {ctx_mark.line + 1}"
+        raise BookError(f"profile {where}{at}: not valid YAML ({problem}); fix the file") from None
     if not isinstance(data, dict) or not isinstance(data.get("common", {}), dict) or not isinstance(
         data.get("notebooks", {}), dict
     ):
-        raise BookError(f"profile {label!r} must be a mapping with 'common' and 'notebooks' mappings")
-    data.setdefault("common", {})
-    data.setdefault("notebooks", {})
+        raise BookError(f"profile {label!r} ({where}) must be a mapping with 'common' and 'notebooks' mappings")
+    if any(not isinstance(v, (dict, type(None))) for v in data.get("notebooks", {}).values()):
+        raise BookError(f"profile {label!r} ({where}): each entry of 'notebooks' must be a mapping of parameters")
+    data["common"] = data.get("common") or {}
+    data["notebooks"] = data.get("notebooks") or {}
     data["name"] = data.get("name", label)
     return data
 
@@ -131,33 +208,157 @@ def parse_overrides(pairs: Iterable[Iterable[str]] | None) -> dict[str, Any]:
         try:
             out[name] = yaml.safe_load(value)
         except yaml.YAMLError as e:
-            raise BookError(f"-p {name} {value!r}: not a YAML value ({e})") from None
+            raise BookError(f"-p {name} {value!r}: not a YAML value ({' '.join(str(e).split())})") from None
     return out
 
 
-# --------------------------------------------------------------------------- running
-def _to_ipynb(src: Path):
-    import jupytext
+# --------------------------------------------------------------------------- notebooks and their parameters
+def _is_parameters_cell(cell) -> bool:
+    return cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", [])
 
-    nb = jupytext.read(src)
-    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+
+def _check_parameters_cell(nb, src: Path) -> None:
+    """Parse the ``parameters`` cell now, so a syntax error is one :class:`BookError` naming the
+    notebook and the line (of ``src`` when the cell can be found in it), not a traceback."""
+    import ast
+
+    for c in nb.cells:
+        if not _is_parameters_cell(c):
+            continue
+        try:
+            ast.parse(c.source)
+        except SyntaxError as e:
+            line = f"line {e.lineno} of its parameters cell"
+            if src.suffix == ".py":
+                text = src.read_text(encoding="utf-8", errors="replace")
+                at = text.find(c.source) if c.source else -1
+                if at >= 0:
+                    line = f"line {text[:at].count(chr(10)) + (e.lineno or 1)}"
+            raise BookError(f"{src.name}, {line}: syntax error in the parameters cell ({e.msg}); "
+                            "fix it and rerun") from None
+
+
+def _to_ipynb(src: Path):
+    """A jupytext ``.py`` or an ``.ipynb`` notebook as an nbformat node with a checked parameters cell."""
+    nbformat, jupytext = require_book_extra("nbformat", "jupytext")
+    src = Path(src)
+    try:
+        nb = jupytext.read(src) if src.suffix == ".py" else nbformat.read(src, as_version=4)
+    except (nbformat.reader.NotJSONError, nbformat.ValidationError, UnicodeDecodeError, ValueError) as e:
+        raise BookError(f"{src} is not a readable notebook ({' '.join(str(e).split())[:200]})") from None
+    if src.suffix == ".py" and not any(_is_parameters_cell(c) for c in nb.cells):
         raise BookError(f"{src.name} has no cell tagged 'parameters' (add `# %% tags=[\"parameters\"]`)")
+    _check_parameters_cell(nb, src)
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     return nb
 
 
-def declared_parameters(nb) -> set[str]:
-    """Names assigned in the notebook's ``parameters`` cell."""
+#: A parameter whose default is not a literal (an expression): any override is accepted.
+_ANY = object()
+
+
+def parameter_defaults(nb) -> dict[str, Any]:
+    """``{name: default}`` of the notebook's ``parameters`` cell; ``_ANY`` for a non-literal default."""
     import ast
 
-    names: set[str] = set()
+    out: dict[str, Any] = {}
     for c in nb.cells:
-        if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", []):
-            for node in ast.parse(c.source).body:
-                targets = node.targets if isinstance(node, ast.Assign) else (
-                    [node.target] if isinstance(node, ast.AnnAssign) else [])
-                names.update(t.id for t in targets if isinstance(t, ast.Name))
-    return names
+        if not _is_parameters_cell(c):
+            continue
+        try:
+            body = ast.parse(c.source).body
+        except SyntaxError as e:
+            raise BookError(f"syntax error in a parameters cell, line {e.lineno}: {e.msg}") from None
+        for node in body:
+            if isinstance(node, ast.Assign):
+                targets, value = node.targets, node.value
+            elif isinstance(node, ast.AnnAssign):
+                targets, value = [node.target], node.value
+            else:
+                continue
+            try:
+                default = ast.literal_eval(value) if value is not None else _ANY
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                default = _ANY
+            out.update({t.id: default for t in targets if isinstance(t, ast.Name)})
+    return out
+
+
+def declared_parameters(nb) -> set[str]:
+    """Names assigned in the notebook's ``parameters`` cell."""
+    return set(parameter_defaults(nb))
+
+
+def _kind(value: Any) -> str | None:
+    """The type family an override must match, from a default value (None: anything goes)."""
+    if value is _ANY or value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "int" if isinstance(value, int) else "number"
+    for t, name in ((str, "str"), ((list, tuple), "list"), (dict, "dict")):
+        if isinstance(value, t):
+            return name
+    return None
+
+
+def _fits(kind: str, value: Any) -> bool:
+    if value is None:  # null is every parameter's "not set" (e.g. anchor_pool: null)
+        return True
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):  # YAML `true` is not a number here
+        return False
+    return {"int": isinstance(value, int), "number": isinstance(value, (int, float)),
+            "str": isinstance(value, str), "list": isinstance(value, list),
+            "dict": isinstance(value, dict)}[kind]
+
+
+_KIND_WORDS = {"bool": "a bool (true/false)", "int": "an int", "number": "a number", "str": "a string",
+               "list": 'a list (e.g. "[a, b]")', "dict": 'a mapping (e.g. "{a: 1}")'}
+
+
+def check_overrides(nb, stem: str, overrides: dict[str, Any] | None, *, strict: bool = True) -> dict[str, Any]:
+    """The ``-p`` overrides notebook ``stem`` declares, checked; returns them.
+
+    An override the notebook does not declare raises :class:`BookError` when ``strict``
+    (``semalign run``) and is skipped otherwise (``semalign book`` gives one ``-p`` to every
+    notebook). An override whose YAML type differs from the literal default in the parameters
+    cell (``-p runs abc`` where ``runs = 3``) raises :class:`BookError` before anything runs;
+    ``null`` is always accepted, an int is accepted for a float, and a default that is ``None``
+    or not a literal accepts anything.
+    """
+    defaults = parameter_defaults(nb)
+    unknown = sorted(set(overrides or {}) - set(defaults))
+    if unknown and strict:
+        raise BookError(
+            f"{stem} has no parameter {', '.join(unknown)}; its parameters are: {', '.join(sorted(defaults))}"
+        )
+    out = {k: v for k, v in (overrides or {}).items() if k in defaults}
+    for k, v in out.items():
+        kind = _kind(defaults[k])
+        if kind is not None and not _fits(kind, v):
+            raise BookError(f"-p {k} {v!r}: {stem} expects {_KIND_WORDS[kind]} "
+                            f"(its default is {defaults[k]!r}); got a {type(v).__name__}")
+    return out
+
+
+def _output_folder(output_dir: str | os.PathLike) -> Path:
+    """``output_dir`` resolved and created; a path that is (or lies under) a file is a BookError."""
+    out = Path(output_dir).expanduser().resolve()
+    for p in (out, *out.parents):
+        if p.exists() and not p.is_dir():
+            raise BookError(f"output folder {out} cannot be created: {p} is a file, not a folder; "
+                            "give another --output-dir")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# --------------------------------------------------------------------------- running
+#: Environment variable naming the *published* results folder, which :func:`read_results`
+#: falls back to: the kernel works in a staging folder, other notebooks' results are published.
+RESULTS_ENV = "SEMALIGN_RESULTS_DIR"
 
 
 def run_notebook(
@@ -172,71 +373,128 @@ def run_notebook(
     """Execute one notebook with a profile's parameters; return the executed ``.ipynb``.
 
     ``path`` is a jupytext ``.py`` (py:percent) or ``.ipynb`` notebook, or a stem in
-    ``notebooks/``. The notebook runs with ``output_dir`` (default ``book/generated``) as
-    its working directory, so its ``results/<stem>.csv`` lands next to its output. Overrides
-    naming a parameter the notebook does not declare raise :class:`BookError` when
-    ``strict`` (``semalign run``); otherwise they are skipped (``semalign book`` gives the same
-    ``-p`` to every notebook). The executed notebook is written atomically: a failed run leaves
-    ``<stem>.failed.ipynb`` for inspection and no ``<stem>.ipynb``.
-    """
-    import nbformat
-    import papermill
+    ``notebooks/``. Outputs go to ``output_dir`` (default ``book/generated``): the executed
+    ``<stem>.ipynb`` and the ``results/*.csv`` the notebook writes. Overrides are checked by
+    :func:`check_overrides` before anything runs (``strict``: unknown names are an error).
 
-    root = None
+    **All or nothing.** The kernel runs with a fresh staging folder
+    ``<output_dir>/.staging-<stem>-<pid>-<random>/`` as its working directory, so
+    :func:`write_results` (``results/…`` relative to it) and any other relative write land there;
+    :func:`read_results` finds other notebooks' *published* results through
+    ``$SEMALIGN_RESULTS_DIR`` = ``<output_dir>/results``. Then, under a per-notebook lock
+    (``<output_dir>/.<stem>.lock``, so two concurrent runs of one notebook publish one after the
+    other, never interleaved):
+
+    - on success, each staged results file is moved into ``<output_dir>/results/`` and *then*
+      the executed notebook to ``<stem>.ipynb`` (each ``os.replace`` atomic). The notebook goes
+      last because it is the mark of a completed run: whoever sees the new ``<stem>.ipynb`` also
+      sees all of its results. (Only a kill in the microseconds between these renames can leave
+      some new results beside the old notebook — results of a run that succeeded.) Leftovers of an
+      earlier failure (``<stem>.failed.ipynb``, ``<stem>.failed-results/``) are removed.
+    - on failure, the published ``<stem>.ipynb`` and ``results/`` are untouched; the partly
+      executed notebook is kept as ``<stem>.failed.ipynb`` and the results it had staged as
+      ``<stem>.failed-results/`` (both for inspection, replaced by the next failure). A
+      :class:`BookError` carries the kernel's error line.
+
+    The staging folder is always removed (a hidden folder, outside the book's table of contents,
+    if a killed process leaves one).
+    """
+    nbformat, papermill = require_book_extra("nbformat", "papermill", "jupytext")[:2]
+    _require_installed("ipykernel")
+
     src = Path(path) if Path(path).is_file() else resolve_notebook(path)
     prof = profile if isinstance(profile, dict) else load_profile(profile)
-    if output_dir is None:
-        root = repo_root()
-        output_dir = root / "book" / "generated"
-    out_dir = Path(output_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    nb = _to_ipynb(src)
     stem = src.stem
-
-    nb = _to_ipynb(src) if src.suffix == ".py" else nbformat.read(src, as_version=4)
     declared = declared_parameters(nb)
     params = {k: v for k, v in profile_parameters(prof, stem).items() if k in declared}
-    unknown = sorted(set(overrides or {}) - declared)
-    if unknown and strict:
-        raise BookError(
-            f"{stem} has no parameter {', '.join(unknown)}; its parameters are: {', '.join(sorted(declared))}"
-        )
-    params.update({k: v for k, v in (overrides or {}).items() if k in declared})
+    params.update(check_overrides(nb, stem, overrides, strict=strict))
 
-    tmp_in = out_dir / f".{stem}.input.ipynb"
-    tmp_out = out_dir / f".{stem}.output.ipynb"
-    atomic_write_text(tmp_in, nbformat.writes(nb))
-    env_before = {k: os.environ.get(k) for k in _KERNEL_ENV}
-    # the kernel inherits these: results_path() reads SEMALIGN_NOTEBOOK; no progress bars in pages
-    os.environ.update({**_KERNEL_ENV, "SEMALIGN_NOTEBOOK": stem})
+    out_dir = _output_folder(output_dir if output_dir is not None else repo_root() / "book" / "generated")
+    published = out_dir / "results"
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{stem}-{os.getpid()}-", dir=out_dir))
+    try:
+        staged_results = staging / "results"
+        staged_results.mkdir()
+        tmp_in = staging / f".{stem}.input.ipynb"  # hidden: never taken for an output
+        tmp_out = staging / f"{stem}.ipynb"
+        atomic_write_text(tmp_in, nbformat.writes(nb))
+        try:
+            _execute(papermill, tmp_in, tmp_out, params, staging, stem, published, log)
+        except _KernelFailed as e:
+            failed, failed_results = out_dir / f"{stem}.failed.ipynb", out_dir / f"{stem}.failed-results"
+            kept = ""
+            with file_lock(out_dir / f".{stem}.lock"):
+                if tmp_out.exists():
+                    os.replace(tmp_out, failed)
+                    kept = f"; the partly executed notebook is {failed}"
+                shutil.rmtree(failed_results, ignore_errors=True)
+                if any(staged_results.iterdir()):
+                    os.replace(staged_results, failed_results)
+            raise BookError(f"notebook {stem} failed{e.where}: {e.what}{kept}") from None
+
+        final = out_dir / f"{stem}.ipynb"
+        with file_lock(out_dir / f".{stem}.lock"):
+            published.mkdir(exist_ok=True)
+            for f in sorted(staged_results.iterdir()):
+                if f.is_file() and not f.name.startswith("."):  # not a stray atomic-write temp file
+                    os.replace(f, published / f.name)
+            os.replace(tmp_out, final)  # last: see the docstring
+            (out_dir / f"{stem}.failed.ipynb").unlink(missing_ok=True)
+            shutil.rmtree(out_dir / f"{stem}.failed-results", ignore_errors=True)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class _KernelFailed(Exception):
+    """Internal: the notebook did not complete (``where`` e.g. " in cell 3", ``what`` one line)."""
+
+    def __init__(self, where: str, what: str):
+        super().__init__(what)
+        self.where, self.what = where, what
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def _execute(papermill, tmp_in: Path, tmp_out: Path, params: dict[str, Any], cwd: Path, stem: str,
+             published: Path, log: bool) -> None:
+    """papermill in ``cwd`` with the kernel environment; a failure of the notebook → _KernelFailed."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    kernel_errors = (DeadKernelError, CellTimeoutError, NoSuchKernel)
+    env_before = {k: os.environ.get(k) for k in (*_KERNEL_ENV, RESULTS_ENV)}
+    # the kernel inherits these: results_path() reads SEMALIGN_NOTEBOOK, read_results() the
+    # published results folder; no progress bars in pages
+    os.environ.update({**_KERNEL_ENV, "SEMALIGN_NOTEBOOK": stem, RESULTS_ENV: str(published)})
     try:
         papermill.execute_notebook(
             str(tmp_in), str(tmp_out), parameters=params, kernel_name="python3",
-            cwd=str(out_dir), progress_bar=False, log_output=log,
+            cwd=str(cwd), progress_bar=False, log_output=log,
         )
     except papermill.PapermillExecutionError as e:
-        failed = out_dir / f"{stem}.failed.ipynb"
-        if tmp_out.exists():
-            os.replace(tmp_out, failed)
-        raise BookError(
-            f"notebook {stem} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
-            f"  the partly executed notebook is {failed}"
-        ) from None
+        raise _KernelFailed(f" in cell {e.exec_count}", f"{e.ename}: {_one_line(e.evalue)}") from None
+    except kernel_errors as e:  # the kernel itself died (out of memory?), timed out or is missing
+        hint = ' (is ipykernel installed? pip install -e ".[book]")' if isinstance(e, NoSuchKernel) else ""
+        raise _KernelFailed("", f"{type(e).__name__}: {_one_line(e)}{hint}") from None
     finally:
-        tmp_in.unlink(missing_ok=True)
         for k, v in env_before.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    final = out_dir / f"{stem}.ipynb"
-    os.replace(tmp_out, final)
-    (out_dir / f"{stem}.failed.ipynb").unlink(missing_ok=True)
-    return final
 
 
 # --------------------------------------------------------------------------- notebook helpers
 def results_path(stem: str | None = None, results_dir: str | os.PathLike = "results") -> Path:
-    """``results/<stem>.csv`` beside the executed notebook (the kernel's working directory)."""
+    """Where :func:`write_results` writes: ``results/<stem>.csv`` relative to the working directory.
+
+    In a notebook run by :func:`run_notebook` that is the run's staging folder; the file is
+    published to ``<output_dir>/results/`` only if the whole notebook succeeds.
+    """
     stem = stem or os.environ.get("SEMALIGN_NOTEBOOK") or "notebook"
     return Path(results_dir) / f"{stem}.csv"
 
@@ -248,14 +506,26 @@ def write_results(frame, stem: str | None = None, results_dir: str | os.PathLike
     return path
 
 
-def read_results(stem: str, results_dir: str | os.PathLike = "results"):
-    """Read another notebook's results; a clear error if that notebook has not run yet."""
+def read_results(stem: str, results_dir: str | os.PathLike | None = None):
+    """Read a notebook's results; a clear error if that notebook has not run yet.
+
+    Without ``results_dir``: this run's own ``results/<stem>.csv`` (working directory) if it
+    wrote one, else the published one in ``$SEMALIGN_RESULTS_DIR`` (set by :func:`run_notebook`
+    for its kernel).
+    """
     import pandas as pd
 
-    path = Path(results_dir) / f"{stem}.csv"
-    if not path.is_file():
-        raise BookError(f"{path} is missing: run notebook {stem} first (`semalign run {stem}`)")
-    return pd.read_csv(path)
+    if results_dir is not None:
+        folders = [Path(results_dir)]
+    else:
+        folders = [Path("results")]
+        if os.environ.get(RESULTS_ENV):
+            folders.append(Path(os.environ[RESULTS_ENV]))
+    for folder in folders:
+        path = folder / f"{stem}.csv"
+        if path.is_file():
+            return pd.read_csv(path)
+    raise BookError(f"{folders[-1] / f'{stem}.csv'} is missing: run notebook {stem} first (`semalign run {stem}`)")
 
 
 # --------------------------------------------------------------------------- the book
@@ -299,8 +569,9 @@ def write_vega_bundle(root: Path | None = None, force: bool = False) -> Path:
 def build_book(root: Path | None = None, *, all_pages: bool = True) -> Path:
     """``jupyter-book build .`` (notebooks already executed); return ``_build/html/index.html``."""
     root = root or repo_root()
-    write_vega_bundle(root)
     exe = shutil.which("jupyter-book")
+    _require_installed("vl_convert", *(() if exe else ("jupyter_book",)))
+    write_vega_bundle(root)
     cmd = [exe] if exe else [sys.executable, "-m", "jupyter_book.cli.main"]
     cmd += ["build", str(root), "--builder", "html"]
     if all_pages:
@@ -313,42 +584,49 @@ def build_book(root: Path | None = None, *, all_pages: bool = True) -> Path:
 
 
 def cli_run(args: argparse.Namespace) -> int:
-    """``semalign run NOTEBOOK [--profile P] [-p name value …] [--output-dir D]``."""
-    try:
-        out = run_notebook(args.notebook, args.profile, parse_overrides(args.parameter), args.output_dir)
-    except BookError as e:
-        print(f"semalign run: {e}", file=sys.stderr)
-        return 2
-    print(out)
+    """``semalign run NOTEBOOK [--profile P] [-p name value …] [--output-dir D]``.
+
+    A :class:`BookError` propagates to :func:`semalign.cli.main`, which prints it as one line
+    and exits 2.
+    """
+    print(run_notebook(args.notebook, args.profile, parse_overrides(args.parameter), args.output_dir))
     return 0
 
 
 def cli_book(args: argparse.Namespace) -> int:
-    """``semalign book [--profile P] [-p name value …] [--only STEM …] [--no-build]``."""
-    try:
-        root = repo_root()
-        prof = load_profile(args.profile)
-        overrides = parse_overrides(args.parameter)
-        nbs = list_notebooks(root)
-        if args.only:
-            nbs = [resolve_notebook(s, root) for s in args.only]
-        declared_any: set[str] = set()
-        for src in nbs:
-            declared_any |= declared_parameters(_to_ipynb(src))
-        unknown = sorted(set(overrides) - declared_any)
-        if unknown:
-            raise BookError(f"no notebook has a parameter {', '.join(unknown)}")
-        for src in nbs:
-            t0 = time.perf_counter()
-            print(f"[semalign book] {src.stem} (profile {prof['name']}) …", flush=True)
-            run_notebook(src, prof, overrides, root / "book" / "generated", strict=False)
-            print(f"[semalign book] {src.stem} done in {time.perf_counter() - t0:.1f} s", flush=True)
-        if not args.no_build:
-            index = build_book(root)
-            print(index)
-    except BookError as e:
-        print(f"semalign book: {e}", file=sys.stderr)
-        return 2
+    """``semalign book [--profile P] [-p name value …] [--only STEM …] [--no-build]``.
+
+    Everything that can be checked is checked before the first notebook runs (the book extra,
+    the profile, every ``-p`` against every notebook, the output folder), so a typo costs
+    seconds, not a half-executed book. Errors propagate to :func:`semalign.cli.main`.
+    """
+    require_book_extra()
+    _require_installed("ipykernel")
+    if not args.no_build and not shutil.which("jupyter-book"):
+        _require_installed("jupyter_book", "vl_convert")
+    root = repo_root()
+    prof = load_profile(args.profile)
+    overrides = parse_overrides(args.parameter)
+    nbs = list_notebooks(root)
+    if args.only:
+        nbs = [resolve_notebook(s, root) for s in args.only]
+    declared_any: set[str] = set()
+    for src in nbs:
+        nb = _to_ipynb(src)
+        declared_any |= declared_parameters(nb)
+        check_overrides(nb, src.stem, overrides, strict=False)
+    unknown = sorted(set(overrides) - declared_any)
+    if unknown:
+        raise BookError(f"no notebook has a parameter {', '.join(unknown)}")
+    out_dir = _output_folder(root / "book" / "generated")
+    for src in nbs:
+        t0 = time.perf_counter()
+        print(f"[semalign book] {src.stem} (profile {prof['name']}) …", flush=True)
+        run_notebook(src, prof, overrides, out_dir, strict=False)
+        print(f"[semalign book] {src.stem} done in {time.perf_counter() - t0:.1f} s", flush=True)
+    if not args.no_build:
+        index = build_book(root)
+        print(index)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -22,23 +23,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("book", help="execute every notebook with a profile and build the Jupyter Book")
-    b.add_argument("--profile", default="offline", help="paper, open or offline (default)")
+    b.add_argument("--profile", default="offline",
+                   help="paper, open, offline (default) or the path of a .yml/.yaml profile file")
     b.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="override a notebook parameter in every notebook (repeatable)")
     b.add_argument("--only", nargs="*", default=None, help="run only these notebooks (stems)")
     b.add_argument("--no-build", action="store_true", help="execute notebooks but skip jupyter-book build")
     b.set_defaults(func=_lazy("semalign.book", "cli_book"))
 
-    r = sub.add_parser("run", help="execute one notebook (jupytext -> papermill) into book/generated/")
+    r = sub.add_parser("run", help="execute one notebook (jupytext -> papermill) into book/generated/; "
+                       "its outputs are published only if it completes")
     r.add_argument("notebook", help="a notebook path or stem, e.g. 02_transforms (or 02)")
-    r.add_argument("--profile", default="offline")
-    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
-    r.add_argument("--output-dir", default=None, help="default book/generated")
+    r.add_argument("--profile", default="offline",
+                   help="paper, open, offline (default) or the path of a .yml/.yaml profile file")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="override a parameter of the notebook; VALUE is YAML, of the default's type (repeatable)")
+    r.add_argument("--output-dir", default=None,
+                   help="folder for <stem>.ipynb and results/<stem>.csv (default book/generated)")
     r.set_defaults(func=_lazy("semalign.book", "cli_run"))
 
     a = sub.add_parser("assets", help="registry assets (weights and data shipped in PyPI wheels)")
     a.add_argument("action", choices=["fetch", "ls"])
     a.add_argument("names", nargs="*", help="asset names (default: all)")
+    a.add_argument("--verify", action="store_true",
+                   help="ls: hash every unpacked file (default: sizes, and hashes only of files whose mtime changed)")
     a.set_defaults(func=_lazy("semalign.assets", "cli"))
 
     d = sub.add_parser("data", help="datasets: check local copies against the manifests")
@@ -51,11 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--encoder", default=None, help="only entries of this encoder")
     c.set_defaults(func=_lazy("semalign.cache", "cli"))
 
+    def device_arg(text: str) -> str:
+        """auto / cpu / cuda / cuda:N / mps, else argparse's one-line usage error."""
+        from semalign.encoders.base import EncoderError, check_device
+
+        try:
+            return check_device(text)
+        except EncoderError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    def batch_size_arg(text: str) -> int:
+        """A whole number >= 1 (0 and negatives used to be silently replaced by a default)."""
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be a positive whole number (1, 2, ...), got {text!r}")
+        return value
+
     e = sub.add_parser("embed", help="embed a dataset with an encoder into the cache")
     e.add_argument("encoder", help="registry name, hub id or local model folder")
     e.add_argument("dataset", help="dataset name, e.g. openi-reports")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--batch-size", type=int, default=None)
+    e.add_argument("--device", type=device_arg, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    e.add_argument("--batch-size", type=batch_size_arg, default=None, help="a positive whole number")
     e.set_defaults(func=_lazy("semalign.encoders", "cli"))
 
     enc = sub.add_parser("encoders", help="list the encoder registry")
@@ -63,9 +90,39 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: OS errors that mean "your disk or your permissions", not a bug: one line, what to do.
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free space (or point SEMALIGN_CACHE at a larger disk) and rerun; "
+                  "everything finished before stays valid and is reused",
+    errno.EDQUOT: "the disk quota is exhausted: free space and rerun",
+    errno.EROFS: "that file system is read-only: point SEMALIGN_CACHE (or --output-dir) at a writable folder",
+    errno.EACCES: "permission denied: point SEMALIGN_CACHE (or --output-dir) at a folder you can write",
+    errno.EPERM: "operation not permitted: point SEMALIGN_CACHE (or --output-dir) at a folder you own",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command. A :class:`~semalign.errors.SemalignError` (bad input, missing data,
+    wrong checksum …) or a disk/permission ``OSError`` is printed as one line and gives exit
+    status 2; anything else is a bug and keeps its traceback."""
+    from semalign.errors import SemalignError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SemalignError as e:
+        print(f"semalign {args.command}: error: {e}", file=sys.stderr)
+    except OSError as e:
+        hint = _OS_HINTS.get(e.errno)
+        if hint is None:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"semalign {args.command}: error: {e.strerror}{where}: {hint}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"semalign {args.command}: interrupted; finished work is kept and reused on the next run",
+              file=sys.stderr)
+        return 130
+    return 2
 
 
 if __name__ == "__main__":

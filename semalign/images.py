@@ -12,6 +12,8 @@ own preprocessing does that.
 
 from __future__ import annotations
 
+from semalign.errors import SemalignError
+
 import os
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import numpy as np
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(SemalignError, ValueError):
     """An image could not be read; the message names the file and what to do."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from semalign.errors import SemalignError
 
-class DataError(RuntimeError):
+
+class DataError(SemalignError, RuntimeError):
     """A dataset is missing, damaged, or cannot give what a recipe asks for."""

@@ -90,7 +90,16 @@ def validate(m: dict, where: str = "manifest") -> list[str]:
 def _load_all(folder: str) -> dict[str, dict]:
     out = {}
     for p in sorted(Path(folder).glob("*.yml")):
-        m = yaml.safe_load(p.read_text())
+        try:
+            m = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as e:
+            detail = " ".join(str(e).split())
+            raise DataError(f"invalid manifest {p}: cannot be read as YAML ({type(e).__name__}: "
+                            f"{detail}). Restore it from the semalign repository (git checkout "
+                            f"data_manifests/) or fix SEMALIGN_MANIFESTS.") from None
+        if m is not None and not isinstance(m, dict):
+            raise DataError(f"invalid manifest {p}: holds a {type(m).__name__}, not a mapping of "
+                            f"the keys {', '.join(REQUIRED_KEYS)}")
         errs = validate(m or {}, p.name)
         if errs:
             raise DataError("invalid manifest:\n  " + "\n  ".join(errs))
@@ -131,8 +140,18 @@ def where_to_put(m: dict) -> str:
 @dataclass
 class FileStatus:
     path: str
-    status: str  # present | present (no stable sha256) | missing | missing (optional) | checksum failed | bad columns
+    status: str  # present | present (no stable sha256) | missing | missing (optional) | checksum failed | bad columns | not a file
     detail: str = ""
+
+
+#: statuses that mean "this file is there but is not what the manifest describes"
+DAMAGED = ("checksum failed", "bad columns", "not a file")
+
+
+def _not_a_file(p: Path) -> str:
+    """The detail of a ``not a file`` status: what is at ``p`` instead of a file."""
+    what = "a folder" if p.is_dir() else "not a regular file"
+    return f"{p} is {what}, but the manifest expects a file there (an archive unpacked in place?)"
 
 
 def _read_header(p: Path) -> list[str]:
@@ -144,7 +163,9 @@ def _read_header(p: Path) -> list[str]:
 
 def check_columns(p: Path, expected: list[str], dataset: str, exact: bool = True) -> None:
     """Raise DataError when the label file's header lacks an expected column, or (``exact``)
-    has others."""
+    has others, or when ``p`` is a folder (or anything but a file)."""
+    if p.exists() and not p.is_file():
+        raise DataError(f"{dataset}: {_not_a_file(p)}: move it away and put the file itself there.")
     try:
         got = _read_header(p)
     except (OSError, UnicodeDecodeError, EOFError) as e:
@@ -169,6 +190,8 @@ def check_file(m: dict, folder: Path | None, f: dict, *, verify: bool = True) ->
         return FileStatus(f["path"], "present" if hits else missing, f"{len(hits)} files" if hits else "")
     if not p.exists():
         return FileStatus(f["path"], missing)
+    if not p.is_file():  # a folder where a file should be: never hashed, never "present"
+        return FileStatus(f["path"], "not a file", _not_a_file(p))
     if verify and f.get("sha256"):
         got = sha256_file(p)
         if got != f["sha256"]:
@@ -194,7 +217,12 @@ def check(name: str, path: str | os.PathLike | None = None, *, verify: bool = Tr
                 rp = openi.reports_path()
                 folder = rp.parent
                 st = FileStatus(str(rp.name), "present")
-                if verify and sha256_file(rp) != openi.SHA256:
+                if rp.exists() and not rp.is_file():
+                    st = FileStatus(rp.name, "not a file", _not_a_file(rp))
+                    state, nxt = "damaged", (f"{rp} must be the NLMCXR_reports.tgz file: point "
+                                             f"{openi.ENV_VAR} at the file, or unset it to use the "
+                                             f"torchxrayvision asset")
+                elif verify and sha256_file(rp) != openi.SHA256:
                     st = FileStatus(rp.name, "checksum failed", "re-fetch: semalign assets fetch torchxrayvision")
                     state, nxt = "damaged", "run `semalign assets fetch torchxrayvision` (the archive differs from the pinned one)"
                 files = [st]
@@ -203,14 +231,37 @@ def check(name: str, path: str | os.PathLike | None = None, *, verify: bool = Tr
                     "run `semalign assets fetch torchxrayvision`"
         return {"name": name, "access": m["access"], "folder": folder, "files": files, "state": state, "next_step": nxt}
     folder = locate(name, path)
+    if folder is not None and folder.exists() and not folder.is_dir():
+        # the configured copy is a file (e.g. the variable points at one of its CSVs)
+        if path is not None:
+            src = "the path given"
+        elif m.get("env_var") and os.environ.get(m["env_var"]):
+            src = f"${m['env_var']}"
+        else:
+            src = f"$SEMALIGN_DATA/{m.get('default_dir')}"
+        files = [FileStatus(f["path"], "missing" if f.get("required", True) else "missing (optional)",
+                            f"{folder} is a file, not a folder") for f in m["files"]]
+        nxt = (f"{src} points at {folder}, which is a file: point it at the folder that holds "
+               f"{m['files'][0]['path'] if m['files'] else 'the dataset'}")
+        return {"name": name, "access": m["access"], "folder": folder, "files": files, "state": "damaged",
+                "next_step": nxt}
     files = [check_file(m, folder, f, verify=verify) for f in m["files"]]
     req = [s for s, f in zip(files, m["files"]) if f.get("required", True)]
-    if folder is None or (req and all(s.status == "missing" for s in req)):
+    # a folder in place of an optional file is reported too: it would be silently ignored
+    wrong = [s for s in files if s.status == "not a file"]
+    if folder is None or (req and all(s.status == "missing" for s in req) and not wrong):
         state = "missing"
         nxt = (f"{m['access_steps'].strip()} Then {where_to_put(m)}." if m.get("access_steps")
                else f"Download from {m['homepage']}, then {where_to_put(m)}.")
-    elif any(s.status in ("checksum failed", "bad columns") for s in req):
-        bad = [s for s in req if s.status in ("checksum failed", "bad columns")]
+    elif wrong:
+        state = "damaged"
+        others = [s for s in req if s.status in DAMAGED and s not in wrong]
+        nxt = (f"move {', '.join(str(folder / s.path) for s in wrong)} away and put the file"
+               f"{'s' if len(wrong) > 1 else ''} the manifest describes there (from {m['homepage']})"
+               + (f"; download again: {', '.join(f'{s.path} ({s.status})' for s in others)}" if others else "")
+               + _also_in(m, wrong))
+    elif any(s.status in DAMAGED for s in req):
+        bad = [s for s in req if s.status in DAMAGED]
         state = "damaged"
         nxt = ("download again: " + ", ".join(f"{s.path} ({s.status})" for s in bad) + f" from {m['homepage']}"
                + f" into {folder}" + _also_in(m, bad))
@@ -236,7 +287,7 @@ def require(name: str, path: str | os.PathLike | None = None, files: list[str] |
     m = get_manifest(name)
     r = check(name, path)
     relevant = [s for s in r["files"] if files is None or s.path in files]
-    bad = [s for s in relevant if s.status in ("missing", "checksum failed", "bad columns")]
+    bad = [s for s in relevant if s.status == "missing" or s.status in DAMAGED]
     if r["folder"] is None or bad:
         if r["folder"] is None:
             what = f"no local copy of {m['title']} is configured"

@@ -173,7 +173,14 @@ def parse_reports(path: str | os.PathLike | None = None) -> pd.DataFrame:
     Returns a DataFrame with columns ``id`` (``"CXR1"``...), ``findings``, ``impression`` (str,
     possibly empty), ``mesh_major`` (list[str]) and ``image_ids`` (list[str]).
     """
-    p = Path(path) if path is not None else reports_path()
+    p = Path(path).expanduser() if path is not None else reports_path()
+    if p.exists() and not p.is_file():
+        where = f"point {ENV_VAR} at the NLMCXR_reports.tgz file itself" if path is None and \
+            os.environ.get(ENV_VAR) else "give the NLMCXR_reports.tgz file itself"
+        raise DataError(
+            f"the Open-i report archive {p} is a folder (or not a regular file), not the .tgz "
+            f"archive: {where}, or run `semalign assets fetch torchxrayvision` and use the asset."
+        )
     if not p.is_file():
         raise DataError(
             f"Open-i report archive not found at {p}. Run `semalign assets fetch torchxrayvision` "

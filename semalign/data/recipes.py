@@ -51,6 +51,9 @@ def read_table(dataset: str, folder: Path, path: str) -> pd.DataFrame:
     """A label / metadata CSV of a local copy, its columns checked against the manifest."""
     spec = _file_spec(dataset, path)
     p = folder / path
+    if p.exists() and not p.is_file():
+        raise DataError(f"{dataset}: {p} is a folder, but the manifest expects a file there: move it "
+                        f"away and put the file itself there (`semalign data check {dataset}`).")
     if spec.get("columns"):
         check_columns(p, spec["columns"], dataset, exact=spec.get("columns_exact", True))
     try:
@@ -149,6 +152,9 @@ def _mimic_report(folder: Path, subject_id: int, study_id: int, zf: zipfile.ZipF
             raise DataError(f"mimic-cxr: report {rel} is not in mimic-cxr-reports.zip; the zip is incomplete — "
                             f"download it again from PhysioNet (mimic-cxr 2.0.0).") from None
     p = folder / "reports" / rel
+    if p.is_dir():
+        raise DataError(f"mimic-cxr: report {p} is a folder, not a text file; unzip "
+                        f"mimic-cxr-reports.zip into {folder / 'reports'} again (or keep the zip in {folder}).")
     if not p.is_file():
         raise DataError(f"mimic-cxr: report {p} not found; unzip mimic-cxr-reports.zip into {folder / 'reports'} "
                         f"or keep the zip in {folder}.")
@@ -157,6 +163,9 @@ def _mimic_report(folder: Path, subject_id: int, study_id: int, zf: zipfile.ZipF
 
 def _open_reports(folder: Path) -> zipfile.ZipFile | None:
     z = folder / "mimic-cxr-reports.zip"
+    if z.exists() and not z.is_file():
+        raise DataError(f"mimic-cxr: {z} is a folder, not the zip: keep the zip file itself there, or "
+                        f"unzip it into {folder / 'reports'} and remove {z}.")
     if z.is_file():
         try:
             return zipfile.ZipFile(z)

@@ -31,6 +31,8 @@ batch-size halving on out-of-memory, a tqdm progress bar, float32 output.
 
 from __future__ import annotations
 
+from semalign.errors import SemalignError
+
 import copy
 import importlib
 import os
@@ -58,6 +60,9 @@ _USER_SPECS: dict[str, dict] = {}
 # A hub id: "org/name" with the characters the hub allows.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
+# A registry name is a plain name: it becomes a folder name (embedding cache) and a CLI word.
+_BAD_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+
 HOW_TO_ADD = (
     "To add an encoder: write a YAML file `encoders: {NAME: {kind: hf, id: ORG/MODEL, modality: "
     "text, domain: general, pooling: mean}}` and point SEMALIGN_ENCODERS at it, or call "
@@ -66,8 +71,42 @@ HOW_TO_ADD = (
 )
 
 
-class EncoderError(RuntimeError):
+class EncoderError(SemalignError, RuntimeError):
     """An encoder cannot be found, loaded or used; the message says what to do."""
+
+
+# --------------------------------------------------------------------------------------------
+# names
+# --------------------------------------------------------------------------------------------
+def _name_problem(name: Any, *, registry: bool) -> str | None:
+    """Why ``name`` cannot name an encoder (None when it can).
+
+    Every encoder name must hold a letter or digit and no control character, and no
+    ``/``-separated part of it may be ``.`` or ``..``: names become folder names (the cache
+    maps other characters to ``_``), so ``..`` or ``../x`` would escape their folder.
+    ``registry=True`` (names in a registry YAML or :func:`register_encoder`) also forbids
+    ``/`` and ``\\`` altogether: a hub id (``org/name``) goes in the entry's ``id:``.
+    """
+    if not isinstance(name, str):
+        return f"it is a {type(name).__name__}, not a string"
+    if not re.search(r"[A-Za-z0-9]", name):
+        return "it holds no letter or digit"
+    if re.search(r"[\x00-\x1f\x7f]", name):
+        return "it holds a control character"
+    if registry and _BAD_NAME_CHARS.search(name):
+        return "it holds a path separator ('/' or '\\'); put a hub id in the entry's `id:` instead"
+    if any(part in (".", "..") for part in re.split(r"[/\\]", name)) or name.startswith(("/", "~")):
+        return "it would be read as a path outside its folder"
+    return None
+
+
+def check_encoder_name(name: Any, *, registry: bool = False, where: str = "encoder name") -> str:
+    """``name`` if it may name an encoder, else one EncoderError saying why and what to use."""
+    why = _name_problem(name, registry=registry)
+    if why:
+        raise EncoderError(f"{where} {name!r} is not allowed: {why}. Use a plain name of letters, "
+                           f"digits, '.', '_' and '-' (e.g. 'my-encoder').")
+    return name
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,6 +126,7 @@ def register_encoder(name: str, spec: dict) -> None:
     """Add (or replace) a registry entry from Python. ``spec`` is what a YAML entry holds;
     give ``module`` unless ``kind`` is one of this package's kinds (``hf``, ``wordllama``,
     ``cnn``) or already registered."""
+    check_encoder_name(name, registry=True, where=f"register_encoder({name!r}, spec): the name")
     if not isinstance(spec, dict) or "kind" not in spec:
         raise EncoderError(f"register_encoder({name!r}, spec): spec must be a dict with a 'kind' key")
     s = dict(spec)
@@ -101,32 +141,63 @@ def _package_registry_files() -> list[Path]:
 
 
 def _user_registry_files() -> list[Path]:
+    """The files named in ``SEMALIGN_ENCODERS`` (``os.pathsep``-separated; empty parts skipped)."""
     raw = os.environ.get("SEMALIGN_ENCODERS", "")
     files = []
     for part in raw.split(os.pathsep):
         if not part.strip():
             continue
         p = Path(part.strip()).expanduser()
+        if not p.exists():
+            raise EncoderError(f"SEMALIGN_ENCODERS names {p}, which does not exist: fix the path or "
+                               f"remove it from SEMALIGN_ENCODERS (a YAML registry with `encoders:` "
+                               f"expected; parts are separated by {os.pathsep!r})")
         if not p.is_file():
-            raise EncoderError(f"SEMALIGN_ENCODERS names {p}, which is not a file (YAML registry "
-                               f"with `encoders:` expected)")
+            raise EncoderError(f"SEMALIGN_ENCODERS names {p}, which is not a file (a YAML registry "
+                               f"with `encoders:` expected): fix the path or remove it from "
+                               f"SEMALIGN_ENCODERS")
         files.append(p)
     return files
 
 
-def _read_registry_file(path: Path) -> dict[str, dict]:
+def _read_registry_file(path: Path, origin: str = "encoder registry") -> dict[str, dict]:
+    """The entries of one registry YAML file, or one EncoderError naming ``origin`` (e.g.
+    ``SEMALIGN_ENCODERS file``), the file and what is wrong with it."""
+    where = f"{origin} {path}"
+    fix = " Fix the file" + (" or remove it from SEMALIGN_ENCODERS." if "SEMALIGN_ENCODERS" in origin else ".")
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise EncoderError(f"encoder registry {path} is not valid YAML: {e}") from None
-    entries = doc.get("encoders") or {}
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        detail = (f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None and problem
+                  else " ".join(str(e).split()))
+        raise EncoderError(f"{where} is not valid YAML ({detail}).{fix}") from None
+    except UnicodeDecodeError as e:
+        raise EncoderError(f"{where} is not UTF-8 text ({e.reason} at byte {e.start}).{fix}") from None
+    except OSError as e:
+        raise EncoderError(f"{where} cannot be read ({e.strerror or e}).{fix}") from None
+    if doc is None:
+        doc = {}
+    shape = "`module: a.python.module` (optional) and `encoders: {NAME: {kind: ..., ...}}`"
+    if not isinstance(doc, dict):
+        raise EncoderError(f"{where} holds a {type(doc).__name__}, not a mapping: a registry file "
+                           f"holds {shape}.{fix}")
+    entries = doc.get("encoders")
+    if entries is None:
+        entries = {}
     if not isinstance(entries, dict):
-        raise EncoderError(f"encoder registry {path}: `encoders:` must map names to specs")
+        raise EncoderError(f"{where}: `encoders:` must map names to specs (got a "
+                           f"{type(entries).__name__}); a registry file holds {shape}.{fix}")
     module = doc.get("module")
+    if module is not None and not (isinstance(module, str) and module.strip()):
+        raise EncoderError(f"{where}: `module:` must be a Python module name such as "
+                           f"semalign.encoders.mine, got {module!r}.{fix}")
     out = {}
     for name, spec in entries.items():
-        if not isinstance(spec, dict) or "kind" not in spec:
-            raise EncoderError(f"encoder registry {path}: entry {name!r} needs a `kind:`")
+        check_encoder_name(name, registry=True, where=f"{where}: entry")
+        if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+            raise EncoderError(f"{where}: entry {name!r} must be a mapping with a `kind:` (e.g. "
+                               f"`kind: hf`), got {spec!r:.80}.{fix}")
         s = dict(spec)
         if module and "module" not in s:
             s["module"] = module
@@ -145,7 +216,7 @@ def encoder_specs() -> dict[str, dict]:
                                    f"and {path}")
             specs[name] = s
     for path in _user_registry_files():
-        specs.update(_read_registry_file(path))
+        specs.update(_read_registry_file(path, "SEMALIGN_ENCODERS file"))
     specs.update(copy.deepcopy(_USER_SPECS))
     for name, s in specs.items():
         s["name"] = name
@@ -183,25 +254,76 @@ def _kind_builder(spec: dict) -> Callable[[dict, str], "Encoder"]:
     return _KINDS[kind]
 
 
-def resolve_spec(name_or_id: str) -> dict:
-    """The spec for a registry name, a local model folder or a hub id (``org/name``)."""
-    specs = encoder_specs()
-    if name_or_id in specs:
-        return specs[name_or_id]
-    path = Path(str(name_or_id)).expanduser()
+def _looks_like_path(s: str) -> bool:
+    """True for strings meant as a filesystem path: ``/…``, ``./…``, ``../…``, ``~…``, ``.``."""
+    return s.startswith(("/", ".", "~")) or (os.sep != "/" and s.startswith(os.sep))
+
+
+def _local_folder_spec(raw: str) -> dict | None:
+    """The spec of a local model folder ``raw``; None when ``raw`` is not meant as one.
+
+    A string that names an existing folder, or looks like a path, is judged here, before any
+    hub logic: an existing folder with ``config.json`` is a model; a folder without it, a file
+    or a missing path is one EncoderError saying so. (An existing relative folder whose name
+    is also a valid hub id, such as ``org/name``, and that holds no ``config.json`` is left to
+    the hub: it is likely a partial download beside the user's notebook.)
+    """
+    path = Path(raw).expanduser()
+    pathlike = _looks_like_path(raw)
     if path.is_dir():
-        return {"kind": "hf", "id": str(path.resolve()), "name": path.name, "_source": "local folder"}
-    if _HUB_ID.match(str(name_or_id)):
+        if (path / "config.json").is_file():
+            folder = path.resolve()
+            # the folder's own name, after resolving: "model/.." must not be named ".."
+            return {"kind": "hf", "id": str(folder), "name": folder.name or str(folder),
+                    "_source": "local folder"}
+        if not pathlike and _HUB_ID.match(raw):
+            return None
+        raise EncoderError(
+            f"{path} is a folder but holds no config.json (not a saved model): give a folder "
+            f"written by save_pretrained() or `hf download ORG/MODEL --local-dir FOLDER`, a hub "
+            f"id (org/name) or a registry name (`semalign encoders` lists them).")
+    if path.exists():
+        if pathlike:
+            raise EncoderError(f"{path} is a file, not a model folder: give the folder that holds "
+                               f"its config.json and weights, or a registry name "
+                               f"(`semalign encoders` lists them).")
+        return None
+    if pathlike:
+        shown = raw if str(path.absolute()) == raw else f"{raw} ({path.absolute()})"
+        raise EncoderError(f"no such folder: {shown} (encoder given as a local path). Check the "
+                           f"path, or give a hub id (org/name) or a registry name (`semalign "
+                           f"encoders` lists them).")
+    return None
+
+
+def resolve_spec(name_or_id: str) -> dict:
+    """The spec for a registry name, a local model folder or a hub id (``org/name``).
+
+    Order: registry names first; then a string naming an existing folder or looking like a
+    path (``/ . ~``) is a local model folder, checked at once (see :func:`_local_folder_spec`);
+    then a hub id. Anything else is one EncoderError listing the known names.
+    """
+    if not isinstance(name_or_id, (str, os.PathLike)):
+        raise EncoderError(f"an encoder is named by a string (registry name, hub id or local "
+                           f"folder), got a {type(name_or_id).__name__}")
+    raw = os.fspath(name_or_id)
+    specs = encoder_specs()
+    if raw in specs:
+        return specs[raw]
+    local = _local_folder_spec(raw)
+    if local is not None:
+        return local
+    if _HUB_ID.match(raw):
         # a hub id that the registry knows gets the registry's spec
-        hits = [s for s in specs.values() if s.get("id") == name_or_id]
+        hits = [s for s in specs.values() if s.get("id") == raw]
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
-            raise EncoderError(f"hub id {name_or_id!r} is registered under several names: "
+            raise EncoderError(f"hub id {raw!r} is registered under several names: "
                                f"{', '.join(sorted(s['name'] for s in hits))}; use one of them")
-        return {"kind": "hf", "id": name_or_id, "name": name_or_id, "_source": "hub id"}
+        return {"kind": "hf", "id": raw, "name": raw, "_source": "hub id"}
     known = ", ".join(sorted(specs)) or "(none)"
-    raise EncoderError(f"unknown encoder {name_or_id!r}: not a registry name, a local folder or a "
+    raise EncoderError(f"unknown encoder {raw!r}: not a registry name, a local folder or a "
                        f"hub id (org/name). Known encoders: {known}. {HOW_TO_ADD}")
 
 
@@ -213,9 +335,10 @@ def get_encoder(name: str, device: str = "auto", dtype: str | None = None, **ove
     ``overrides``: spec fields to change for this instance (e.g. ``pooling="last-token"``,
     ``max_length=128``, ``revision="abc123"``).
     """
+    dev = resolve_device(device)  # a bad device fails before anything is loaded
+    check_device_available(dev)
     spec = copy.deepcopy(resolve_spec(name))
     spec.update(overrides)
-    dev = resolve_device(device)
     spec["dtype"] = dtype or spec.get("dtype") or default_dtype(dev)
     return _kind_builder(spec)(spec, dev)
 
@@ -223,8 +346,47 @@ def get_encoder(name: str, device: str = "auto", dtype: str | None = None, **ove
 # --------------------------------------------------------------------------------------------
 # devices
 # --------------------------------------------------------------------------------------------
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N (N = 0, 1, ...) or mps"
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def check_device(device: Any) -> str:
+    """``device`` as a normalised string if it is one of :data:`DEVICE_FORMS`, else one
+    EncoderError. Only the spelling is checked (see :func:`check_device_available`)."""
+    text = str(device).strip().lower() if isinstance(device, str) or type(device).__name__ == "device" else None
+    if text is None or not _DEVICE.match(text):
+        raise EncoderError(f"device {device!r} is not valid: use {DEVICE_FORMS}")
+    return text
+
+
+def check_device_available(device: str) -> None:
+    """One EncoderError when an explicit ``cuda``/``cuda:N``/``mps`` is absent on this machine
+    (torch's own error is an assertion deep in ``.to(device)``)."""
+    if not device.startswith(("cuda", "mps")):
+        return
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise EncoderError(f"device {device!r}: CUDA is not available here (no GPU, or torch "
+                               f"built without CUDA); use --device cpu or auto")
+        if ":" in device:
+            n, idx = torch.cuda.device_count(), int(device.split(":", 1)[1])
+            if n and idx >= n:
+                raise EncoderError(f"device {device!r}: this machine has {n} CUDA device(s), "
+                                   f"cuda:0 to cuda:{n - 1}")
+        return
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        raise EncoderError(f"device {device!r}: MPS (Apple GPU) is not available here; use "
+                           f"--device cpu or auto")
+
+
 def resolve_device(device: str = "auto") -> str:
-    """"auto" -> "cuda" if available, then "mps", then "cpu"; anything else is returned as is."""
+    """"auto" -> "cuda" if available, then "mps", then "cpu"; an explicit device of
+    :data:`DEVICE_FORMS` is returned as is (whether it exists is
+    :func:`check_device_available`'s job); anything else is an EncoderError."""
+    device = check_device(device)
     if device != "auto":
         return device
     import torch
@@ -286,10 +448,13 @@ class Encoder:
             raise EncoderError(f"encoder {name!r}: modality {modality!r} not in {MODALITIES}")
         if domain not in DOMAINS:
             raise EncoderError(f"encoder {name!r}: domain {domain!r} not in {DOMAINS}")
+        check_encoder_name(name)  # names become cache folder names: no "..", no "../x"
         self.name, self.modality, self.domain, self.dim = name, modality, domain, int(dim)
         self.spec = dict(spec or {})
         self.device, self.dtype = device, dtype
-        self.batch_size = int(batch_size or self.spec.get("batch_size") or self.default_batch_size)
+        bs = batch_size if batch_size is not None else self.spec.get("batch_size")
+        self.batch_size = check_batch_size(bs, f"encoder {name!r}: batch_size") \
+            if bs is not None else self.default_batch_size
 
     @classmethod
     def from_spec(cls, spec: dict, device: str = "cpu", **kwargs: Any) -> "Encoder":
@@ -356,6 +521,8 @@ class Encoder:
         Texts are processed in order of length (fewer pad tokens); the output order is the
         input order. On out-of-memory the batch size is halved and the batch retried, down to 1.
         """
+        if batch_size is not None:
+            check_batch_size(batch_size, f"{self.name}.embed(batch_size=...)")
         items = self._validate(inputs)
         n = len(items)
         out = np.empty((n, self.dim), dtype=np.float32)
@@ -404,6 +571,15 @@ class Encoder:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def check_batch_size(value: Any, where: str = "batch size") -> int:
+    """``value`` as an int >= 1, or one EncoderError (0, negatives, floats and text are refused
+    rather than silently replaced by a default)."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+    if not ok:
+        raise EncoderError(f"{where} must be a positive whole number (1, 2, ...), got {value!r}")
+    return int(value)
 
 
 def _to_numpy(x: Any) -> np.ndarray:

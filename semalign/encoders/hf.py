@@ -43,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from semalign.encoders.base import Encoder, EncoderError, register_kind, torch_dtype
+from semalign.encoders.base import (_HUB_ID, Encoder, EncoderError, _looks_like_path, register_kind,
+                                    torch_dtype)
 from semalign.paths import models_dir
 
 VISION_TYPES = {"vit", "dinov2", "dinov2_with_registers", "deit", "beit", "convnext", "convnextv2",
@@ -67,8 +68,7 @@ def resolve_source(spec: dict) -> tuple[str, bool]:
     if spec.get("path"):
         p = Path(spec["path"]).expanduser()
         if not _is_model_dir(p):
-            raise EncoderError(f"encoder {spec.get('name')!r}: path {p} is not a model folder "
-                               f"(no config.json)")
+            raise EncoderError(f"encoder {spec.get('name')!r}: path {p} " + _not_a_model_dir(p))
         return str(p), True
     if spec.get("asset"):
         from semalign.assets import fetch
@@ -94,10 +94,23 @@ def resolve_source(spec: dict) -> tuple[str, bool]:
     p = Path(hub_id).expanduser()
     if _is_model_dir(p):
         return str(p), True
+    if _looks_like_path(str(hub_id)):  # meant as a folder: never ask the hub for "/etc"
+        raise EncoderError(f"encoder {spec.get('name')!r}: id {p} " + _not_a_model_dir(p))
     md = models_dir()
-    if md is not None and _is_model_dir(md / hub_id):
+    # only a real hub id (org/name) is looked up under SEMALIGN_MODELS_DIR: "../x" must not escape it
+    if md is not None and _HUB_ID.match(str(hub_id)) and _is_model_dir(md / hub_id):
         return str(md / hub_id), True
     return hub_id, False
+
+
+def _not_a_model_dir(p: Path) -> str:
+    """The end of an error about a folder that should hold a saved model but does not."""
+    if p.is_dir():
+        return ("is a folder but holds no config.json (not a saved model): give a folder written "
+                "by save_pretrained() or `hf download ORG/MODEL --local-dir FOLDER`")
+    if p.exists():
+        return "is a file, not a model folder: give the folder that holds its config.json"
+    return "does not exist (no such folder): check the path"
 
 
 def _access_refused(err: BaseException) -> bool:
