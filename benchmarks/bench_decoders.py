@@ -25,7 +25,7 @@ outside semalign, to separate the aggregation from the loss — a one-vs-rest ``
 (one-vs-rest / one-vs-one) with loss (squared hinge / hinge) on the same ortho stitching, to
 say which of the two makes a difference.
 
-Embeddings come from ``semalign.experiments.encode_task`` (the cache; a warm run embeds
+Embeddings come from ``semalign.encoders.tasks.encode_task`` (the cache; a warm run embeds
 nothing). Timings on a shared 2-core machine are noisy.
 """
 
@@ -176,7 +176,7 @@ def aggregation_check(et, n: int, seed: int) -> list[dict]:
 
 
 def run_task(task_name: str, args) -> tuple[list[dict], dict, float]:
-    from semalign.experiments import encode_task
+    from semalign.encoders.tasks import encode_task
     from semalign.stitching import auroc, decision_scores, stitch_grid
 
     t0 = time.perf_counter()

@@ -22,56 +22,49 @@
 # %% tags=["parameters"]
 profile = "offline"
 seed = 0
-task_params = {}
+task_params = {"synthcxr-*": {"n_train_per_class": 40, "n_test_per_class": 40, "n_pool": 200}}
 text_task = "openi-5class"
-vision_tasks = ["synthcxr-pneumonia"]
+vision_tasks = ["synthcxr-pneumonia", "synthcxr-vindr-aortic-enlargement", "synthcxr-vindr-cardiomegaly",
+                "synthcxr-vindr-lung-opacity", "synthcxr-vindr-pleural-thickening",
+                "synthcxr-vindr-pulmonary-fibrosis", "synthcxr-vindr-tuberculosis"]
 text_dataset = "openi-reports"
 gallery_n = 12
 
 # %%
-import numpy as np
-import pandas as pd
-import altair as alt
 from IPython.display import Markdown
 
-from semalign import book, experiments, plots
+from semalign import book
+from semalign.report import data_overview, style
 
-plots.setup()
-experiments.profiles_table()
+style.setup()
+data_overview.profiles_table()
 
 # %% [markdown]
 # ## Label balance of the active profile's tasks
+# Samples per class in the training and test split of each task, and the size of the unlabelled
+# pool the anchors are drawn from. A balanced test split makes AUROC and chance easy to read.
 
 # %%
-balance = experiments.label_balance([text_task, *vision_tasks], task_params)
+balance = data_overview.compute([text_task, *vision_tasks], task_params)
 balance.insert(0, "profile", profile)
 book.write_results(balance)
-alt.Chart(balance).mark_bar().encode(
-    x=alt.X("count:Q", title="samples"),
-    y=alt.Y("split:N", title=None),
-    color=alt.Color("label:N", title="class"),
-    row=alt.Row("task:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
-    tooltip=["task", "split", "label", "count"],
-).properties(width=420, height=60, title=f"Samples per class and split (profile {profile})")
+data_overview.chart(balance, title=f"Samples per class and split (profile {profile})")
 
 # %%
-Markdown(experiments.read_balance(balance))
+Markdown(data_overview.reading(balance))
 
 # %% [markdown]
 # ## The text source in aggregate
 # Counts and lengths only; no report text leaves the dataset.
 
 # %%
-lengths = experiments.text_lengths(text_dataset)
-alt.Chart(lengths).mark_bar().encode(
-    x=alt.X("words:Q", bin=alt.Bin(maxbins=40), title="words per report (findings + impression)"),
-    y=alt.Y("count():Q", title="reports"),
-    tooltip=[alt.Tooltip("count():Q", title="reports")],
-).properties(width=420, height=180, title=f"{text_dataset}: {len(lengths)} reports")
+lengths = data_overview.text_lengths(text_dataset)
+style.glue_numbers("lengths", data_overview.lengths_numbers(lengths))
+data_overview.lengths_chart(lengths, title=f"{text_dataset}: {len(lengths)} reports")
 
-# %%
-Markdown(f"**Reading.** {len(lengths)} reports; median length {lengths['words'].median():.0f} words "
-         f"(10th–90th percentile {lengths['words'].quantile(0.1):.0f}–{lengths['words'].quantile(0.9):.0f}).")
+# %% [markdown]
+# **Reading.** {glue:text}`lengths_reports` reports; median length {glue:text}`lengths_median:.0f`
+# words (10th–90th percentile {glue:text}`lengths_p10:.0f`–{glue:text}`lengths_p90:.0f`).
 
 # %% [markdown]
 # ## SynthCXR: the offline stand-in for chest radiographs
@@ -80,9 +73,9 @@ Markdown(f"**Reading.** {len(lengths)} reports; median length {lengths['words'].
 
 # %%
 if gallery_n:
-    images, captions, reports = experiments.synthcxr_gallery(gallery_n, seed=seed)
-    display(plots.gallery(images, captions, details=reports, columns=6))
+    images, captions, reports = data_overview.synthcxr_gallery(gallery_n, seed=seed)
+    display(data_overview.gallery_chart(images, captions, details=reports, columns=6))
 
-# %%
-Markdown("**Reading.** Every image is synthetic (generated from a seed); the captions list the findings "
-         "the generator drew, which are also the labels of the SynthCXR tasks above.")
+# %% [markdown]
+# **Reading.** Every image is synthetic (generated from a seed); the captions list the findings
+# the generator drew, which are also the labels of the SynthCXR tasks above.

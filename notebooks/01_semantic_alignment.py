@@ -24,7 +24,7 @@ profile = "offline"
 device = "cpu"
 batch_size = 64
 seed = 0
-task_params = {}
+task_params = {"synthcxr-*": {"n_train_per_class": 40, "n_test_per_class": 40, "n_pool": 200}}
 text_task = "openi-5class"
 source = "minilm-l6"
 target = "standin-text-mesh"
@@ -34,35 +34,51 @@ n_show = 120
 methods = ["affine", "linear", "l-ortho", "ortho"]
 
 # %%
-import numpy as np
-import pandas as pd
 from IPython.display import Markdown
+from myst_nb import glue
 
-from semalign import book, experiments, plots
+from semalign import book
+from semalign.align import Translator
+from semalign.encoders.tasks import encode_task
+from semalign.report import fig1, style
 
-plots.setup()
-task = experiments.encode_task(text_task, [source, target], device=device, batch_size=batch_size,
-                               anchor_pool=anchor_pool, seed=seed, task_params=task_params)
-domains = task.domains
-rng = np.random.default_rng(seed)
-a = rng.choice(len(task.encoders[source].anchors), size=min(n_anchors, len(task.encoders[source].anchors)), replace=False)
-s = rng.choice(len(task.y_test), size=min(n_show, len(task.y_test)), replace=False)
-Markdown(f"Source **{source}** ({domains[source]}, {task.encoders[source].test.shape[1]}-d) → "
-         f"target **{target}** ({domains[target]}, {task.encoders[target].test.shape[1]}-d); "
-         f"{len(a)} anchors, {len(s)} held-out test reports of task `{text_task}`, profile `{profile}`.")
+style.setup()
+task = encode_task(text_task, [source, target], device=device, batch_size=batch_size, anchor_pool=anchor_pool,
+                   seed=seed, task_params=task_params)
+held = fig1.held_out(task, source, target, n_anchors=n_anchors, n_show=n_show, seed=seed)
+Markdown(f"Source **{source}** ({task.domains[source]}, {held.x_test.shape[1]}-d) → "
+         f"target **{target}** ({task.domains[target]}, {held.y_test.shape[1]}-d); "
+         f"{len(held.x_anchors)} anchors, {len(held.ids)} held-out test reports of task `{text_task}`, "
+         f"profile `{profile}`.")
+
+# %% [markdown]
+# ## The method in one cell
+# `x_anchors` and `y_anchors` are the same anchor reports embedded by the source and by the
+# target encoder. `ortho` (Procrustes, after standard scaling with the anchors' statistics) is
+# fitted on them and maps the source embeddings of the held-out reports into the target space.
 
 # %%
-points, scores = experiments.projection_frame(
-    task.encoders[source].anchors[a], task.encoders[target].anchors[a],
-    task.encoders[source].test[s], task.encoders[target].test[s],
-    ["naive", *methods], ids=[str(i) for i in s], labels=[str(c) for c in task.y_test[s]],
-    seed=seed, aggregate=not experiments.publishes_samples(text_task),  # credentialed: bin counts only
+t = Translator("ortho", seed=seed).fit(held.x_anchors, held.y_anchors)
+y_hat = t.transform(held.x_test)                      # (n_show, d_target): source reports, in target space
+glue("fig1_ortho_cosine", float(fig1.cosine(y_hat, held.y_test).mean()), display=False)
+y_hat.shape
+
+# %% [markdown]
+# Each translated report lies at a mean cosine similarity of
+# {glue:text}`fig1_ortho_cosine:.2f` from the target encoder's own embedding of the same report.
+# The figure does this for every transform.
+
+# %%
+points, scores = fig1.compute(
+    held.x_anchors, held.y_anchors, held.x_test, held.y_test, ["naive", *methods], ids=held.ids,
+    labels=held.labels, seed=seed, aggregate=not fig1.publishes_samples(text_task),  # credentialed: bin counts only
 )
 scores.insert(0, "target", target)
 scores.insert(0, "source", source)
 scores.insert(0, "profile", profile)
 book.write_results(scores)
-plots.projection(points, title=f"{source} → {target}: held-out reports, target PCA frame (ours, profile {profile})")
+style.glue_numbers("fig1", fig1.numbers(scores))
+fig1.chart(points, title=f"{source} → {target}: held-out reports, target PCA frame (ours, profile {profile})")
 
 # %% [markdown]
 # Each panel shows the same held-out reports: the target encoder's own embeddings (green
@@ -71,17 +87,12 @@ plots.projection(points, title=f"{source} → {target}: held-out reports, target
 # a different space, shown for its shape only). For a credentialed dataset (MIMIC-CXR) no
 # report is drawn: each mark is a cell of a 10 × 10 grid sized by how many reports fall in it,
 # and cells with fewer than 5 are left out.
-
-# %%
-best = scores.loc[scores["cosine"].idxmax()]
-naive = scores.set_index("method").loc["naive"]
-Markdown(
-    f"**Reading.** Without a transform (`naive`, padding/cutting only) the source embeddings land "
-    f"far from their targets (mean cosine {naive.cosine:.2f}); the fitted transforms bring them to a "
-    f"mean cosine of {scores.loc[scores.method != 'naive', 'cosine'].min():.2f}–{best.cosine:.2f}, the best "
-    f"being `{best.method}`, on reports that were not anchors. This is the premise of Sec. 3.1: a simple "
-    f"transform estimated on anchors translates one latent space into another."
-)
+#
+# **Reading.** Without a transform (`naive`, padding/cutting only) the source embeddings land
+# far from their targets (mean cosine {glue:text}`fig1_naive_cosine:.2f`); the fitted transforms
+# bring them to a mean cosine of {glue:text}`fig1_min_cosine:.2f`–{glue:text}`fig1_best_cosine:.2f`,
+# the best being **{glue:text}`fig1_best`**, on reports that were not anchors. This is the premise of
+# Sec. 3.1: a simple transform estimated on anchors translates one latent space into another.
 
 # %%
 scores.round(3)

@@ -20,17 +20,25 @@
 profile = "offline"
 
 # %%
-import pandas as pd
 from IPython.display import HTML, Markdown
 
-from semalign import book, experiments, plots, tables
+from semalign import book
+from semalign.report import claims, style, table1
 
 fig3 = book.read_results("02_transforms")
 t1 = book.read_results("03_general_to_medical")
 fig4 = book.read_results("04_zeroshot")
-summary = experiments.claims_summary(fig3, experiments.table1_frame(t1, method=t1.loc[~t1["method"].isin(["naive", "upper_bound"]), "method"].iloc[0]), tables.PAPER_TABLE1, fig4)
+summary = claims.compute(fig3, table1.table(t1), table1.PAPER_TABLE1, fig4)
 book.write_results(summary)
-HTML(plots.claims_html(summary, profile=profile))
+style.glue_numbers("claims", claims.counts(summary))
+
+# %% [markdown]
+# {glue:text}`claims_held` of the {glue:text}`claims_tested` claims this profile can test hold in
+# our numbers ({glue:text}`claims_untested` cannot be tested with it). Each row below says where
+# the paper makes the claim, its value, ours, and whether they agree.
 
 # %%
-Markdown(experiments.read_claims(summary, profile))
+HTML(claims.html(summary, profile=profile))
+
+# %%
+Markdown(claims.reading(summary, profile))

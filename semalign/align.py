@@ -10,7 +10,8 @@ paper's (it used latentis; this module follows latentis's behaviour):
    ``std`` is the unbiased estimate (ddof=1, ``torch.std``'s default, as in latentis); a
    feature that is constant over the anchors keeps scale 1 (no division by zero, no NaN).
 2. **zero padding**: the smaller space is zero-padded to ``D = max(d1, d2)``.
-3. **estimate T** on the pre-processed anchors (``METHODS``):
+3. **estimate T** on the pre-processed anchors, with a method of the registry
+   (:func:`methods`; the built-ins, in this order):
 
    - ``naive``   — T = identity (padding/cutting only: the paper's baseline).
    - ``affine``  — T(x) = x·R + b, trained by Adam on the MSE (latentis defaults: lr 1e-3,
@@ -49,7 +50,31 @@ closed-form affine least-squares optimum has bias exactly 0 and R equal to ``lin
 the paper's ``affine`` differs from ``linear`` only because it stops after 300 Adam steps.
 
 Functional core (latentis style): ``*_state(x, y) -> dict`` functions on pre-processed,
-unpadded tensors; :class:`Translator` wraps them with scikit-learn conventions.
+unpadded tensors (:func:`linear_state`, :func:`procrustes_state`, ...); :class:`Translator`
+wraps them with scikit-learn conventions.
+
+The registry
+------------
+Every method is one :class:`Method` in one registry: its *state function* on pre-processed,
+unpadded anchors (latentis style: ``state_fn(x, y, *, centred, seed, lr, steps, shared) ->
+{"R": (d1, d2)[, "b": (d2,)]}``, or ``{}`` for padding only), how it inverts (``"transpose"``
+for orthogonal maps, ``"pinv"`` for general linear/affine maps, ``"pad"`` for naive), whether
+it uses standard scaling, and what it can :class:`Share` across a grid of fits from one source
+(the source anchors' SVD for ``linear``/``l-ortho``, their Gram matrix for ``affine``).
+:class:`Translator`, :func:`fit_pairs` and :func:`semalign.stitching.stitch_grid` look methods up
+there; :func:`methods` lists them in registration order (built-ins first). Adding a method is
+one call::
+
+    @register_method("ridge", inverse="pinv", share=SOURCE_SVD)
+    def ridge_state(x, y, *, shared, **_):               # shared: the source's SourceSVD
+        s = shared.s
+        return {"R": shared.vh.mT @ ((s / (s**2 + 1.0))[:, None] * (shared.u.mT @ shared.reduce(y)))}
+
+after which ``Translator("ridge")`` and ``stitch_grid(task, ["ridge"])`` work unchanged.
+
+The batched fast path :func:`fit_pairs` fits every (source, target, method) of one anchor
+draw with the results of a :class:`Translator` per cell, but standardises each encoder's
+anchors once and computes each source's shared state once; ``stitch_grid`` is built on it.
 
 Example::
 
@@ -59,8 +84,10 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -70,15 +97,33 @@ from semalign.errors import SemalignError
 __all__ = [
     "METHODS",
     "CONSTANT_RTOL",
+    "FittedPair",
+    "GRAM",
+    "Inverse",
+    "LSTSQ",
+    "Method",
+    "MethodRegistrationError",
     "NonFiniteError",
     "NotFittedError",
+    "SOURCE_SVD",
+    "ShapeError",
+    "Share",
+    "SourceSVD",
     "Translator",
+    "UnknownMethodError",
+    "align_threads",
+    "fit_pairs",
+    "get_method",
+    "methods",
+    "register_method",
+    "unregister_method",
     "standard_scaling_state",
     "standardize",
     "destandardize",
     "zero_pad",
     "naive_state",
     "drop_mean_direction",
+    "source_svd",
     "linear_state",
     "l_ortho_state",
     "procrustes_state",
@@ -89,8 +134,6 @@ __all__ = [
     "svd",
     "min_norm_lstsq",
 ]
-
-METHODS: tuple[str, ...] = ("naive", "affine", "linear", "l-ortho", "ortho")
 
 State = dict[str, torch.Tensor]
 
@@ -115,22 +158,37 @@ class NotFittedError(ValueError, AttributeError):
     """
 
 
+class ShapeError(SemalignError, ValueError):
+    """An array of the wrong shape (or anchor sets that do not correspond); the message names
+    the argument and the expected shape."""
+
+
+class UnknownMethodError(SemalignError, ValueError):
+    """A method name that is not in the registry; the message lists the registered ones."""
+
+
+class MethodRegistrationError(SemalignError, ValueError):
+    """A :func:`register_method` / :func:`unregister_method` call that cannot be honoured
+    (name taken or built-in, unknown inverse, a state function returning a malformed state)."""
+
+
 # --------------------------------------------------------------------------------------
 # Linear-algebra helpers (rank-safe, device-agnostic)
 # --------------------------------------------------------------------------------------
 
 
-class _lapack_threads:
-    """Run CPU factorisations (SVD, gelsd) and the affine Adam loop on ``SEMALIGN_ALIGN_THREADS``
-    threads (default 1).
+class align_threads:
+    """Context manager: CPU factorisations (SVD, gelsd), the affine Adam loop and the small
+    dependent ops around them run on ``SEMALIGN_ALIGN_THREADS`` threads (default 1).
 
-    Measured here (MKL, 2 cores shared with other jobs): ``torch.linalg.svd`` of a 384×384
-    float32 matrix took 578 ms on 2 threads and 19 ms on 1; of a 4096×4096 one 97 s vs 22 s;
-    gelsd 500×384: 544 vs 80 ms. MKL's threaded LAPACK spins at barriers whenever one of its
-    threads is descheduled, so on a shared machine one thread wins by far. The affine loop (300
-    small dependent GEMMs, each ending at a barrier) suffers the same: 30 steps at d=384 took
-    1.58 s on 2 threads, 0.39 s on 1. On an idle many-core machine set
-    ``SEMALIGN_ALIGN_THREADS`` higher for large d.
+    Why one thread by default: MKL's threaded LAPACK and torch's OpenMP kernels spin at
+    barriers whenever one of their threads is descheduled, so on a machine whose cores are
+    shared with other jobs one thread is much faster than two for these sizes (measurements:
+    ``benchmarks/RESULTS_align.md``). On an idle many-core machine set
+    ``SEMALIGN_ALIGN_THREADS`` higher for large d. Tensors not on the CPU leave the thread
+    count alone. Nested uses are free: the inner one finds the count already set.
+
+    ``with align_threads(x, y): ...`` — pass the tensors the block computes on.
     """
 
     def __init__(self, *tensors: torch.Tensor) -> None:
@@ -158,7 +216,7 @@ def svd(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gesvd driver and returns tensors on ``a``'s device and dtype.
     """
     try:
-        with _lapack_threads(a):
+        with align_threads(a):
             return torch.linalg.svd(a, full_matrices=False)
     except (torch.linalg.LinAlgError, RuntimeError) as err:
         if isinstance(err, RuntimeError) and "converge" not in str(err).lower():
@@ -201,11 +259,11 @@ def min_norm_lstsq(x: torch.Tensor, y: torch.Tensor, route: str = "auto") -> tor
     Rank-safe on every device: the default route is an explicit SVD pseudo-inverse (singular
     values below eps·max(N, d1)·s_max count as zero, gelsd's default cut-off), with the gesvd
     fallback of :func:`svd`. ``route="gelsd"`` uses LAPACK gelsd (CPU only; same answer,
-    1.5× slower here). Never gels (``torch.linalg.lstsq`` on CUDA): it silently assumes full
-    rank, wrong for N < d1 or zero-padded anchors. Nor gelsy, torch's CPU default (so
-    latentis's): measured here, torch 2.13 gelsy returns wrong and run-to-run different
-    solutions for a tall matrix with zero columns (20×15, rank 10: 18 of 30 calls off by up
-    to 1.7), exactly the zero-padded case.
+    slower than the SVD route). Never gels (``torch.linalg.lstsq`` on CUDA): it silently
+    assumes full rank, wrong for N < d1 or zero-padded anchors. Nor gelsy, torch's CPU default
+    (so latentis's): torch 2.13's gelsy returns wrong and run-to-run different solutions for a
+    tall matrix with zero columns, exactly the zero-padded case (the trial and the timings:
+    ``benchmarks/RESULTS_align.md``).
     ``route``: ``"auto"``/``"svd"`` or ``"gelsd"``.
     """
     if route not in ("auto", "gelsd", "svd"):
@@ -213,7 +271,7 @@ def min_norm_lstsq(x: torch.Tensor, y: torch.Tensor, route: str = "auto") -> tor
     if route == "gelsd":
         driver = route
         try:
-            with _lapack_threads(x, y):
+            with align_threads(x, y):
                 return torch.linalg.lstsq(x, y, driver=driver).solution
         except (torch.linalg.LinAlgError, RuntimeError):
             pass  # fall through to the SVD route, which has its own gesvd fallback
@@ -282,6 +340,18 @@ def naive_state(x: torch.Tensor, y: torch.Tensor) -> State:
     return {}
 
 
+def _ones_reflector(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Unit (n,) vector u of the Householder reflection I − 2uuᵀ that maps 1/√n to e_n."""
+    u = torch.full((n,), 1.0 / math.sqrt(n), dtype=dtype, device=device)
+    u[-1] -= 1.0
+    return u / torch.linalg.vector_norm(u)
+
+
+def _reflect_out_ones(a: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Rows 0..N-2 of (I − 2uuᵀ)·a for a (N, d): a without its all-ones direction, (N-1, d)."""
+    return (a - 2.0 * torch.outer(u, u @ a))[:-1]
+
+
 def drop_mean_direction(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Remove the all-ones direction from column-centred x (N, d1), y (N, d2): (N-1, ·) each.
 
@@ -292,15 +362,44 @@ def drop_mean_direction(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
     problem (the residual of centred data has no component along 1) without that direction.
     Costs O(N·d).
     """
-    n = x.shape[0]
-    u = torch.full((n,), 1.0 / math.sqrt(n), dtype=x.dtype, device=x.device)
-    u[-1] -= 1.0
-    u = u / torch.linalg.vector_norm(u)
+    u = _ones_reflector(x.shape[0], x.dtype, x.device)
+    return _reflect_out_ones(x, u), _reflect_out_ones(y, u)
 
-    def reflect(a: torch.Tensor) -> torch.Tensor:
-        return (a - 2.0 * torch.outer(u, u @ a))[:-1]
 
-    return reflect(x), reflect(y)
+class SourceSVD(NamedTuple):
+    """Thin SVD ``x_r = u diag(s) vh`` of a source's anchors as least squares sees them.
+
+    ``x_r`` is the source x (N, d1), or, when ``centred``, its (N-1, d1)
+    :func:`drop_mean_direction` rows; ``u`` (rows, k), ``s`` (k,), ``vh`` (k, d1),
+    k = min(rows, d1); ``rcond``: gelsd's relative cut-off below which singular values count
+    as zero. It does not depend on the target, so every target fitted from one source reuses
+    it (:data:`SOURCE_SVD`, :data:`LSTSQ`).
+    """
+
+    u: torch.Tensor
+    s: torch.Tensor
+    vh: torch.Tensor
+    rcond: float
+    centred: bool
+
+    def reduce(self, y: torch.Tensor) -> torch.Tensor:
+        """Target anchors y (N, d2) in the rows of ``x_r``: the same reflection when centred."""
+        if not self.centred:
+            return y
+        return _reflect_out_ones(y, _ones_reflector(y.shape[0], y.dtype, y.device))
+
+    def solve(self, y: torch.Tensor) -> torch.Tensor:
+        """Minimum-norm R (d1, d2) of ``min ||x R − y||_F`` for target anchors y (N, d2)."""
+        return _min_norm_from_svd(self.u, self.s, self.vh, self.reduce(y), self.rcond)
+
+
+def source_svd(x: torch.Tensor, *, centred: bool = False) -> SourceSVD:
+    """:class:`SourceSVD` of anchors x (N, d1); ``centred=True`` promises zero column means
+    (standard scaling does that) and factorises the :func:`drop_mean_direction` rows."""
+    centred = centred and x.shape[0] > 1
+    xr = _reflect_out_ones(x, _ones_reflector(x.shape[0], x.dtype, x.device)) if centred else x
+    u, s, vh = svd(xr)
+    return SourceSVD(u, s, vh, _rcond(xr.dtype, tuple(xr.shape)), centred)
 
 
 def linear_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> State:
@@ -309,9 +408,7 @@ def linear_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> Sta
     ``centred=True`` promises that both x and y have zero column means (standard scaling
     does that) and solves the equivalent problem of :func:`drop_mean_direction`.
     """
-    if centred and x.shape[0] > 1:
-        x, y = drop_mean_direction(x, y)
-    return {"R": min_norm_lstsq(x, y)}
+    return {"R": source_svd(x, centred=centred).solve(y)}
 
 
 def l_ortho_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> State:
@@ -332,6 +429,7 @@ def procrustes_state(x: torch.Tensor, y: torch.Tensor) -> State:
 
 
 ortho_state = procrustes_state
+
 
 
 def _linear_init(d_pad: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -356,10 +454,10 @@ def _linear_init(d_pad: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tenso
 def _adam(params: list[torch.Tensor], **kw: Any) -> torch.optim.Optimizer:
     """``torch.optim.Adam``; its fused kernel for large parameters, where the device has one.
 
-    The fused kernel is one pass over memory per step, the default multi-tensor path ~7,
-    which on 2 CPU cores costs more than the (d, d) matmul of a step at d=768. For small
-    parameters the fused kernel's fixed cost (~ms per step) dominates, so they use the
-    default path. Same update rule either way.
+    The fused kernel makes one pass over memory per step where the default multi-tensor path
+    makes several, which at large d costs more than the (d, d) matmul of the step itself; for
+    small parameters the fused kernel's fixed cost per step dominates, so they use the default
+    path (measurements: ``benchmarks/RESULTS_align.md``). Same update rule either way.
     """
     if params[0].numel() >= 1 << 16:
         try:
@@ -410,7 +508,7 @@ def affine_adam_gram(
     gb = torch.empty_like(b)
     w.grad, b.grad = gw, gb
     opt = _adam([w, b], lr=lr, betas=betas, eps=eps)
-    with torch.no_grad(), _lapack_threads(x):
+    with torch.no_grad(), align_threads(x):
         for _ in range(steps):
             if low_rank:
                 torch.matmul(w @ x.mT, x, out=gw)
@@ -449,14 +547,6 @@ def affine_state(
     return {"R": w.mT.contiguous(), "b": b}
 
 
-_STATE_FNS = {
-    "naive": naive_state,
-    "linear": linear_state,
-    "l-ortho": l_ortho_state,
-    "ortho": procrustes_state,
-}
-
-
 def apply_state(x: torch.Tensor, state: State, d_out: int) -> torch.Tensor:
     """Apply a fitted state to pre-processed x (n, d1): ``x R + b`` or pad/cut to d_out."""
     if "R" not in state:
@@ -465,6 +555,344 @@ def apply_state(x: torch.Tensor, state: State, d_out: int) -> torch.Tensor:
     if "b" in state:
         out = out + state["b"]
     return out
+
+
+# --------------------------------------------------------------------------------------
+# What fits from one source can share
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Share:
+    """An intermediate result that several fits can reuse: the sharing hook of a :class:`Method`.
+
+    ``source(x, *, centred) -> S`` depends on the source anchors x (N, d1) only;
+    ``pair(S, y, *, centred) -> P`` (optional) also on the target anchors y (N, d2). A
+    method's state function receives ``shared`` = P when ``pair`` is given, else S.
+    :func:`fit_pairs` (so :func:`semalign.stitching.stitch_grid`) computes ``source`` once per
+    source and anchor draw — once for all Shares with the same ``source`` function — and
+    ``pair`` once per (source, target) for all methods with this Share; a single
+    :class:`Translator` fit computes both for its one pair (:meth:`compute`). Compared by
+    identity: define a Share once, at module level.
+    """
+
+    name: str
+    source: Callable[..., Any]
+    pair: Callable[..., Any] | None = None
+
+    def compute(self, x: torch.Tensor, y: torch.Tensor, *, centred: bool = False) -> Any:
+        """The value a state function receives for anchors x (N, d1), y (N, d2)."""
+        value = self.source(x, centred=centred)
+        return value if self.pair is None else self.pair(value, y, centred=centred)
+
+
+def _lstsq_pair(svd_x: SourceSVD, y: torch.Tensor, *, centred: bool = False) -> torch.Tensor:
+    return svd_x.solve(y)
+
+
+def _gram(x: torch.Tensor, *, centred: bool = False) -> torch.Tensor | None:
+    """xᵀx (d1, d1) for :func:`affine_adam_gram`; ``None`` when 2N < d1, where it uses the
+    cheaper (W xᵀ) x instead."""
+    return x.mT @ x if 2 * x.shape[0] >= x.shape[1] else None
+
+
+#: The source's :class:`SourceSVD` (target-free): for methods built on the source's SVD.
+SOURCE_SVD = Share("source-svd", source_svd)
+#: The minimum-norm least-squares solution R_lin (d1, d2) from the source's SVD (``linear``,
+#: ``l-ortho``): the SVD once per source, R_lin once per pair.
+LSTSQ = Share("lstsq", source_svd, pair=_lstsq_pair)
+#: The source's Gram matrix xᵀx (``affine``), or ``None`` when 2N < d1.
+GRAM = Share("gram", _gram)
+
+
+# --------------------------------------------------------------------------------------
+# Inverses
+# --------------------------------------------------------------------------------------
+
+
+class Inverse(NamedTuple):
+    """How a fitted state maps target points back to the source space.
+
+    ``prepare(state) -> inverse state``, once per fit, in the fit's dtype (a pseudo-inverse,
+    say); ``apply(inverse state, y, d1) -> x`` on pre-processed y (n, d2), returning (n, d1),
+    with the inverse state cast to the compute dtype.
+    """
+
+    prepare: Callable[[State], State]
+    apply: Callable[[State, torch.Tensor, int], torch.Tensor]
+
+
+def _pinv_prepare(state: State) -> State:
+    inv = {"pinv": torch.linalg.pinv(state["R"])}  # (d2, d1)
+    if "b" in state:
+        inv["b"] = state["b"]
+    return inv
+
+
+def _pinv_apply(inv: State, y: torch.Tensor, d_in: int) -> torch.Tensor:
+    return (y - inv["b"] if "b" in inv else y) @ inv["pinv"]
+
+
+def _transpose_apply(inv: State, y: torch.Tensor, d_in: int) -> torch.Tensor:
+    return y @ inv["R"].mT
+
+
+def _pad_apply(inv: State, y: torch.Tensor, d_in: int) -> torch.Tensor:
+    return zero_pad(y, d_in)
+
+
+#: The named inverses a :class:`Method` can declare. ``transpose``: y Rᵀ, the exact inverse
+#: of a (semi-)orthogonal map when d1 <= d2; ``pinv``: (y − b) pinv(R), the Moore–Penrose
+#: inverse of a general linear/affine map; ``pad``: pad/cut y to d1 (naive).
+INVERSES: dict[str, Inverse] = {
+    "transpose": Inverse(lambda state: {"R": state["R"]}, _transpose_apply),
+    "pinv": Inverse(_pinv_prepare, _pinv_apply),
+    "pad": Inverse(lambda state: {}, _pad_apply),
+}
+
+
+# --------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------
+
+StateFn = Callable[..., State]
+
+#: ``Method.fit``'s "compute the share yourself" default (``None`` is a valid shared value).
+_COMPUTE = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """One alignment estimator of the registry.
+
+    ``name``
+        What :class:`Translator`, :func:`semalign.stitching.stitch_grid` and the book call it.
+    ``state_fn(x, y, *, centred, seed, lr, steps, shared) -> State``
+        The fit on pre-processed, unpadded anchors x (N, d1), y (N, d2): returns
+        ``{"R": (d1, d2)}`` (plus ``"b": (d2,)``) for T(x) = x R + b, or ``{}`` for
+        padding/cutting. ``centred``: both sides were standardised (zero column means);
+        ``seed``, ``lr``, ``steps``: the Translator's; ``shared``: this method's :class:`Share`
+        value for these anchors (``None`` without one). Accept ``**_`` for unused keywords.
+    ``inverse``
+        ``"transpose"``, ``"pinv"`` or ``"pad"`` (:data:`INVERSES`), or an :class:`Inverse`.
+    ``std_scaling``
+        Whether the method standardises when the Translator's ``std_scaling`` is true
+        (``naive``: no, it is padding only).
+    ``share``
+        What fits from one source can reuse (:class:`Share`), or ``None``.
+    ``summary``
+        One line saying what it is.
+    """
+
+    name: str
+    state_fn: StateFn
+    inverse: str | Inverse = "pinv"
+    std_scaling: bool = True
+    share: Share | None = None
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.name, str) and self.name.strip() == self.name and self.name):
+            raise MethodRegistrationError(f"a method name must be a non-empty string without "
+                                          f"surrounding spaces; got {self.name!r}")
+        if not callable(self.state_fn):
+            raise MethodRegistrationError(f"method {self.name!r}: state_fn must be callable; "
+                                          f"got {self.state_fn!r}")
+        if not (isinstance(self.inverse, Inverse) or self.inverse in INVERSES):
+            raise MethodRegistrationError(f"method {self.name!r}: inverse must be one of "
+                                          f"{tuple(INVERSES)} or an Inverse; got {self.inverse!r}")
+        if self.share is not None and not isinstance(self.share, Share):
+            raise MethodRegistrationError(f"method {self.name!r}: share must be a Share or None; "
+                                          f"got {self.share!r}")
+
+    @property
+    def inverter(self) -> Inverse:
+        """The :class:`Inverse` behind ``inverse``."""
+        return INVERSES[self.inverse] if isinstance(self.inverse, str) else self.inverse
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor, *, centred: bool = False, seed: int = 0,
+            lr: float = 1e-3, steps: int = 300, shared: Any = _COMPUTE) -> State:
+        """The fitted state on pre-processed anchors x (N, d1), y (N, d2). ``shared``: the
+        share's value if already computed (:func:`fit_pairs`); by default computed here."""
+        if shared is _COMPUTE:
+            shared = None if self.share is None else self.share.compute(x, y, centred=centred)
+        return self.state_fn(x, y, centred=centred, seed=seed, lr=lr, steps=steps, shared=shared)
+
+    def check_state(self, state: Any, d1: int, d2: int) -> None:
+        """Raise :class:`MethodRegistrationError` unless ``state`` is a dict of tensors holding
+        ``"R"`` (d1, d2) and optionally ``"b"`` (d2,) — or neither, for a ``"pad"`` inverse
+        (padding/cutting). Other tensor entries are kept in ``state_`` but unused."""
+        ok = isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+        needs_r = not (isinstance(self.inverse, str) and self.inverse == "pad") or (ok and "b" in state)
+        ok = ok and (("R" in state) if needs_r else True)
+        ok = ok and all(tuple(state[k].shape) == want for k, want in (("R", (d1, d2)), ("b", (d2,))) if k in state)
+        if not ok:
+            got = ({k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__ for k, v in state.items()}
+                   if isinstance(state, dict) else type(state).__name__)
+            raise MethodRegistrationError(
+                f"method {self.name!r}: its state_fn must return {{'R': ({d1}, {d2}) tensor"
+                f"[, 'b': ({d2},) tensor]}}" + ("" if needs_r else " or {}")
+                + f" for anchors (N, {d1}) -> (N, {d2}); got {got}"
+            )
+
+
+_REGISTRY: dict[str, Method] = {}
+_BUILTINS: frozenset[str] = frozenset()
+
+
+def methods() -> tuple[str, ...]:
+    """The registered method names, in registration order (the built-ins first: ``naive``,
+    ``affine``, ``linear``, ``l-ortho``, ``ortho``)."""
+    return tuple(_REGISTRY)
+
+
+def get_method(name: str) -> Method:
+    """The registered :class:`Method` called ``name``; :class:`UnknownMethodError` otherwise."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise UnknownMethodError(
+            f"method must be one of the registered methods {methods()}; got {name!r} "
+            f"(add one with semalign.align.register_method)"
+        ) from None
+
+
+def register_method(
+    method: Method | str,
+    state_fn: StateFn | None = None,
+    /,
+    *,
+    inverse: str | Inverse = "pinv",
+    std_scaling: bool = True,
+    share: Share | None = None,
+    summary: str = "",
+    replace: bool = False,
+) -> Any:
+    """Add an alignment method to the registry; it is then usable everywhere by name.
+
+    Three spellings::
+
+        register_method(Method("ridge", ridge_state, inverse="pinv"))   # -> the Method
+        register_method("ridge", ridge_state, inverse="pinv")           # -> the Method
+        @register_method("ridge", inverse="pinv")                       # -> the function
+        def ridge_state(x, y, *, centred, seed, lr, steps, shared): ...
+
+    The keywords are :class:`Method`'s fields (ignored when a Method is passed). A name already
+    registered raises :class:`MethodRegistrationError` unless ``replace=True`` (the method then
+    keeps its place in :func:`methods`); built-ins cannot be replaced.
+    """
+    if isinstance(method, Method):
+        if state_fn is not None:
+            raise MethodRegistrationError("pass either a Method or a name and a state function, not both")
+        return _add(method, replace)
+    if not isinstance(method, str):
+        raise MethodRegistrationError(f"register_method needs a Method or a name; got {method!r}")
+
+    def make(fn: StateFn) -> Method:
+        doc = (getattr(fn, "__doc__", None) or "").strip().splitlines()
+        return _add(Method(method, fn, inverse=inverse, std_scaling=std_scaling, share=share,
+                           summary=summary or (doc[0] if doc else "")), replace)
+
+    if state_fn is not None:
+        return make(state_fn)
+
+    def decorator(fn: StateFn) -> StateFn:
+        make(fn)
+        return fn
+
+    return decorator
+
+
+def _add(method: Method, replace: bool) -> Method:
+    if method.name in _BUILTINS:
+        raise MethodRegistrationError(f"{method.name!r} is a built-in method and cannot be "
+                                      f"replaced: register yours under another name")
+    if method.name in _REGISTRY and not replace:
+        raise MethodRegistrationError(f"method {method.name!r} is already registered: pass "
+                                      f"replace=True, or unregister_method({method.name!r}) first")
+    _REGISTRY[method.name] = method
+    return method
+
+
+def unregister_method(name: str) -> Method:
+    """Remove a method added with :func:`register_method` and return it (built-ins stay).
+
+    Translators already fitted with it keep working: they hold their :class:`Method`.
+    """
+    if name in _BUILTINS:
+        raise MethodRegistrationError(f"{name!r} is a built-in method and cannot be unregistered")
+    get_method(name)  # a clear error for unknown names
+    return _REGISTRY.pop(name)
+
+
+class _MethodNames(Sequence[str]):
+    """A read-only, live view of :func:`methods` (what :data:`METHODS` is)."""
+
+    def __getitem__(self, i: Any) -> Any:
+        return methods()[i]
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(methods())
+
+    def __contains__(self, name: object) -> bool:
+        return name in _REGISTRY
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (tuple, list, _MethodNames)):
+            return methods() == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable (live), like a list
+
+    def __repr__(self) -> str:
+        return repr(methods())
+
+
+#: The registered method names, a live read-only sequence that always equals :func:`methods`
+#: (kept for code written before the registry, e.g. ``for m in METHODS``; new code calls
+#: :func:`methods`, which returns a tuple).
+METHODS: Sequence[str] = _MethodNames()
+
+
+def _naive_fit(x: torch.Tensor, y: torch.Tensor, **_: Any) -> State:
+    return naive_state(x, y)
+
+
+def _affine_fit(x: torch.Tensor, y: torch.Tensor, *, seed: int, lr: float, steps: int,
+                shared: torch.Tensor | None, **_: Any) -> State:
+    return affine_state(x, y, lr=lr, steps=steps, seed=seed, gram=shared)
+
+
+def _linear_fit(x: torch.Tensor, y: torch.Tensor, *, shared: torch.Tensor, **_: Any) -> State:
+    return {"R": shared}
+
+
+def _l_ortho_fit(x: torch.Tensor, y: torch.Tensor, *, shared: torch.Tensor, **_: Any) -> State:
+    return {"R": _polar(shared)}
+
+
+def _ortho_fit(x: torch.Tensor, y: torch.Tensor, **_: Any) -> State:
+    return procrustes_state(x, y)
+
+
+for _m in (
+    Method("naive", _naive_fit, inverse="pad", std_scaling=False,
+           summary="no transformation: zero-pad or cut to the target dimension (the paper's baseline)"),
+    Method("affine", _affine_fit, inverse="pinv", share=GRAM,
+           summary="x R + b trained by Adam on the MSE (latentis: lr 1e-3, 300 steps)"),
+    Method("linear", _linear_fit, inverse="pinv", share=LSTSQ,
+           summary="minimum-norm least squares x R, no bias"),
+    Method("l-ortho", _l_ortho_fit, inverse="transpose", share=LSTSQ,
+           summary="U·Vᵀ of the SVD of the linear solution"),
+    Method("ortho", _ortho_fit, inverse="transpose",
+           summary="orthogonal Procrustes: U·Vᵀ of the SVD of xᵀy"),
+):
+    register_method(_m)
+_BUILTINS = frozenset(_REGISTRY)
+del _m
 
 
 # --------------------------------------------------------------------------------------
@@ -499,7 +927,7 @@ def _to_tensor(
         if t.dtype != torch.float64:
             t = t.to(torch.float32)
     if t.ndim != 2:
-        raise ValueError(
+        raise ShapeError(
             f"{name} must be a 2-D array of shape {shape_hint}; got shape {tuple(t.shape)}"
             + (" (use x.reshape(1, -1) for a single sample)" if t.ndim == 1 else "")
         )
@@ -544,6 +972,41 @@ def _to_kind(t: torch.Tensor, as_numpy: bool, device: torch.device | None) -> An
     return t if device is None else t.to(device)
 
 
+
+
+def _check_anchors(anchors: Mapping[str, torch.Tensor]) -> None:
+    """Parallel anchor sets ``{argument name: (N, d)}``: one N >= 2 for all, every d >= 1."""
+    shapes = {k: tuple(a.shape) for k, a in anchors.items()}
+    if len({s[0] for s in shapes.values()}) > 1:
+        names = " and ".join(shapes)
+        got = " and ".join(f"{k} {s}" for k, s in shapes.items())
+        raise ShapeError(
+            f"{names} must have the same number of rows N (row i of each is the same anchor); "
+            f"got {got}"
+        )
+    for k, s in shapes.items():
+        if s[0] < 2:
+            raise ShapeError(
+                f"need at least 2 anchors (rows) to estimate per-feature statistics; got "
+                f"{k} of shape {s}, expected (N >= 2, d)"
+            )
+    if any(s[1] < 1 for s in shapes.values()):
+        raise ShapeError("anchors need at least one feature; got " + ", ".join(f"{k} {s}" for k, s in shapes.items()))
+
+
+def _fit_dtype(x: torch.Tensor, y: torch.Tensor) -> torch.dtype:
+    """One compute dtype for a fit: float64 when either side is float64 (no silent float32 fit)."""
+    return torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
+
+
+def _preprocess(a: torch.Tensor, scaled: bool) -> tuple[State | None, torch.Tensor]:
+    """``(scaling state or None, anchors as the estimator sees them)``."""
+    if not scaled:
+        return None, a
+    scaling = standard_scaling_state(a)
+    return scaling, standardize(a, scaling)
+
+
 # --------------------------------------------------------------------------------------
 # Estimator
 # --------------------------------------------------------------------------------------
@@ -554,8 +1017,10 @@ class Translator:
 
     Parameters
     ----------
-    method : one of :data:`METHODS` — ``"naive"``, ``"affine"``, ``"linear"``, ``"l-ortho"``,
-        ``"ortho"`` (see the module docstring for the maths).
+    method : a registered method name (:func:`methods`): the built-ins ``"naive"``,
+        ``"affine"``, ``"linear"``, ``"l-ortho"``, ``"ortho"`` (see the module docstring for
+        the maths), or one added with :func:`register_method`. Unknown names raise
+        :class:`UnknownMethodError` listing the registered ones.
     std_scaling : standardise each side with its own anchors' statistics and de-normalise
         outputs with the target's (paper Sec. 3.1). Ignored by ``naive``, which is always
         padding/cutting only (the paper's "no transformation" baseline).
@@ -568,7 +1033,8 @@ class Translator:
     ``dim_x_`` (d1), ``dim_y_`` (d2), ``n_anchors_`` (N), ``dtype_`` (the fit's compute dtype),
     ``device_``, ``scaling_x_`` / ``scaling_y_`` (``{"mean", "std"}``; ``None`` without
     scaling and for naive), ``state_`` (the dict of the functional core), ``R_`` ((d1, d2)
-    tensor or ``None`` for naive), ``b_`` ((d2,) or None).
+    tensor or ``None`` for naive), ``b_`` ((d2,) or None), ``method_`` (the :class:`Method`
+    fitted, so a fitted translator keeps working if the method is unregistered).
 
     Inputs may be numpy arrays or torch tensors; outputs are of the same kind (and on the
     input tensor's device). Dtypes: the fit computes in float64 if either anchor set is
@@ -580,6 +1046,9 @@ class Translator:
     large for the dtype, e.g. 1e200 anchors in float64 or 1e37 in float32 without scaling),
     raise :class:`NonFiniteError` naming the argument and what to do; a failed ``fit`` leaves
     the translator as it was. (Cheap ``isfinite`` checks: finite results are unchanged.)
+
+    Many pairs and methods on one anchor draw: :func:`fit_pairs` gives the same translators
+    with the shared work done once.
     """
 
     def __init__(
@@ -591,8 +1060,7 @@ class Translator:
         lr: float = 1e-3,
         steps: int = 300,
     ) -> None:
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+        get_method(method)  # fail here, listing the registered methods, not at fit
         if not (isinstance(steps, int) and steps >= 0):
             raise ValueError(f"steps must be a non-negative int; got {steps!r}")
         if not lr > 0:
@@ -616,72 +1084,48 @@ class Translator:
         """Estimate T from parallel anchors x_anchors (N, d1) and y_anchors (N, d2); N >= 2."""
         x, _ = _to_tensor(x_anchors, "x_anchors", "(N, d1)", self.device)
         y, _ = _to_tensor(y_anchors, "y_anchors", "(N, d2)", self.device)
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(
-                "x_anchors and y_anchors must have the same number of rows N (row i of each is "
-                f"the same anchor); got x_anchors {tuple(x.shape)} and y_anchors {tuple(y.shape)}"
-            )
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"need at least 2 anchors (rows) to estimate per-feature statistics; got "
-                f"x_anchors of shape {tuple(x.shape)}, expected (N >= 2, d1)"
-            )
-        if x.shape[1] < 1 or y.shape[1] < 1:
-            raise ValueError(
-                f"anchors need at least one feature; got x_anchors {tuple(x.shape)}, "
-                f"y_anchors {tuple(y.shape)}"
-            )
-        # one compute dtype: float64 when either side is float64 (no silent float32 fit)
-        dtype = torch.float64 if torch.float64 in (x.dtype, y.dtype) else torch.float32
+        _check_anchors({"x_anchors": x, "y_anchors": y})
+        dtype = _fit_dtype(x, y)
         x, y = x.to(dtype), y.to(device=x.device, dtype=dtype)
-
-        with _lapack_threads(x, y):  # see _lapack_threads: small dependent ops, shared cores
+        method = get_method(self.method)
+        scaled = self.std_scaling and method.std_scaling
+        with align_threads(x, y):  # see align_threads: small dependent ops, shared cores
             try:
-                scaling_x, scaling_y, state = self._fit_scaled(x, y)
+                scaling_x, xs = _preprocess(x, scaled)
+                scaling_y, ys = _preprocess(y, scaled)
+                state = method.fit(xs, ys, centred=scaled, seed=self.seed, lr=self.lr, steps=self.steps)
             except NonFiniteError as err:  # an SVD met overflowed products
-                raise self._overflow_error("fit", "an intermediate product of the fit", dtype,
+                raise self._overflow_error("fit", "an intermediate product of the fit", dtype, method,
                                            x_anchors=x, y_anchors=y) from err
+        return self._set_fitted(method, x, y, scaling_x, scaling_y, state)
+
+    def _set_fitted(self, method: Method, x: torch.Tensor, y: torch.Tensor, scaling_x: State | None,
+                    scaling_y: State | None, state: State) -> "Translator":
+        """Check and keep a fit of x (N, d1) -> y (N, d2) (the anchors in the compute dtype)."""
+        method.check_state(state, int(x.shape[1]), int(y.shape[1]))
         # huge anchors can overflow silently (variance, Gram matrix, Adam): never keep a
         # NaN/inf map, which would turn every later output into NaN
-        if not (_all_finite(*state.values())
-                and (scaling_x is None or _all_finite(*scaling_x.values(), *scaling_y.values()))):
-            raise self._overflow_error("fit", "the fitted map", dtype, x_anchors=x, y_anchors=y)
+        if not _all_finite(*state.values(), *(scaling_x or {}).values(), *(scaling_y or {}).values()):
+            raise self._overflow_error("fit", "the fitted map", x.dtype, method, x_anchors=x, y_anchors=y)
         # assigned only now: a failed fit leaves the translator as it was
+        self.method_ = method
         self.scaling_x_, self.scaling_y_ = scaling_x, scaling_y
         self.state_ = state
         self.R_ = state.get("R")
         self.b_ = state.get("b")
         self.dim_x_, self.dim_y_ = int(x.shape[1]), int(y.shape[1])
         self.n_anchors_ = int(x.shape[0])
-        self.dtype_ = dtype
+        self.dtype_ = x.dtype
         self.device_ = x.device
-        self._pinv = None
+        self._inverse: State | None = None
         return self
 
-    def _fit_scaled(self, x: torch.Tensor, y: torch.Tensor) -> tuple[State | None, State | None, State]:
-        """``(scaling_x, scaling_y, state)`` fitted on x, y (nothing is assigned to self)."""
-        if self.std_scaling and self.method != "naive":
-            scaling_x = standard_scaling_state(x)
-            scaling_y = standard_scaling_state(y)
-            xs, ys = standardize(x, scaling_x), standardize(y, scaling_y)
-        else:
-            scaling_x = scaling_y = None
-            xs, ys = x, y
-
-        if self.method == "affine":
-            state = affine_state(xs, ys, lr=self.lr, steps=self.steps, seed=self.seed)
-        elif self.method in ("linear", "l-ortho"):
-            state = _STATE_FNS[self.method](xs, ys, centred=self.std_scaling)
-        else:
-            state = _STATE_FNS[self.method](xs, ys)
-        return scaling_x, scaling_y, state
-
-    def _overflow_error(self, call: str, what: str, dtype: torch.dtype,
+    def _overflow_error(self, call: str, what: str, dtype: torch.dtype, method: Method,
                         **arrays: torch.Tensor) -> NonFiniteError:
         """The error for NaN/inf that finite inputs produced: values too large for ``dtype``."""
         sizes = ", ".join(f"largest |{k}| {_max_abs(v)}" for k, v in arrays.items())
         todo = ["rescale the embeddings (e.g. divide each set by its largest absolute value)"]
-        if not self.std_scaling and self.method != "naive":
+        if not self.std_scaling and method.std_scaling:
             todo.append(("refit with" if call != "fit" else "use") + " std_scaling=True")
         if dtype != torch.float64:
             todo.append("pass float64 arrays")
@@ -703,7 +1147,7 @@ class Translator:
         self._check_fitted()
         t, as_numpy = _to_tensor(x, "x", f"(n, d1={self.dim_x_})", None)
         if t.shape[1] != self.dim_x_:
-            raise ValueError(
+            raise ShapeError(
                 f"x must have shape (n, d1={self.dim_x_}) — the source dimension seen in fit; "
                 f"got {tuple(t.shape)}"
             )
@@ -712,7 +1156,7 @@ class Translator:
         t = t.to(self.device_, dtype)
         sx, sy = _cast(self.scaling_x_, dtype), _cast(self.scaling_y_, dtype)
         x_in = t
-        with _lapack_threads(t):
+        with align_threads(t):
             if sx is not None:
                 t = standardize(t, sx)
             out = apply_state(t, _cast(self.state_, dtype), self.dim_y_)
@@ -721,7 +1165,7 @@ class Translator:
         out = out.to(out_dtype)
         if not _all_finite(out):  # finite x, finite map: only overflow gets here
             raise self._overflow_error("transform", f"the output ({int((~torch.isfinite(out)).sum())} "
-                                       f"values)", out_dtype, x=x_in)
+                                       f"values)", out_dtype, self.method_, x=x_in)
         return _to_kind(out, as_numpy, out_device)
 
     def _dtypes(self, t: torch.Tensor) -> tuple[torch.dtype, torch.dtype]:
@@ -736,16 +1180,16 @@ class Translator:
     def inverse_transform(self, y: Any) -> Any:
         """Map target embeddings y (n, d2) back into the source space: returns (n, d1).
 
-        ``ortho``/``l-ortho`` use Rᵀ (the exact inverse of the padded orthogonal map);
-        ``linear``/``affine`` the Moore–Penrose pseudo-inverse ``(y − b) pinv(R)``; ``naive``
-        pads/cuts. Round trips ``inverse_transform(transform(x)) == x`` hold exactly when
-        d1 <= d2 (and R has full rank d1 for ``linear``/``affine``): when d1 > d2 the cut
-        columns are lost.
+        The method's ``inverse`` (:class:`Method`): ``ortho``/``l-ortho`` use Rᵀ (the exact
+        inverse of the padded orthogonal map); ``linear``/``affine`` the Moore–Penrose
+        pseudo-inverse ``(y − b) pinv(R)`` (computed once per fit); ``naive`` pads/cuts.
+        Round trips ``inverse_transform(transform(x)) == x`` hold exactly when d1 <= d2 (and
+        R has full rank d1 for ``linear``/``affine``): when d1 > d2 the cut columns are lost.
         """
         self._check_fitted()
         t, as_numpy = _to_tensor(y, "y", f"(n, d2={self.dim_y_})", None)
         if t.shape[1] != self.dim_y_:
-            raise ValueError(
+            raise ShapeError(
                 f"y must have shape (n, d2={self.dim_y_}) — the target dimension seen in fit; "
                 f"got {tuple(t.shape)}"
             )
@@ -756,19 +1200,123 @@ class Translator:
         sx, sy = _cast(self.scaling_x_, dtype), _cast(self.scaling_y_, dtype)
         if sy is not None:
             t = standardize(t, sy)
-        if self.R_ is None:
-            out = zero_pad(t, self.dim_x_)
-        elif self.method in ("ortho", "l-ortho"):
-            out = t @ self.R_.to(dtype).mT
-        else:
-            if self._pinv is None:
-                self._pinv = torch.linalg.pinv(self.R_)  # (d2, d1), in the fit's dtype
-            b = self.b_.to(dtype) if self.b_ is not None else None
-            out = (t - b if b is not None else t) @ self._pinv.to(dtype)
+        inverter = self.method_.inverter
+        if self._inverse is None:
+            self._inverse = inverter.prepare(self.state_)  # in the fit's dtype, cast per call
+        out = inverter.apply(_cast(self._inverse, dtype), t, self.dim_x_)
         if sx is not None:
             out = destandardize(out, sx)
         out = out.to(out_dtype)
         if not _all_finite(out):  # finite y, finite map: only overflow gets here
             raise self._overflow_error("inverse_transform", f"the output ({int((~torch.isfinite(out)).sum())} "
-                                       f"values)", out_dtype, y=y_in)
+                                       f"values)", out_dtype, self.method_, y=y_in)
         return _to_kind(out, as_numpy, out_device)
+
+
+# --------------------------------------------------------------------------------------
+# The batched fast path: every pair and method of one anchor draw
+# --------------------------------------------------------------------------------------
+
+
+class FittedPair(NamedTuple):
+    """One cell of :func:`fit_pairs`: ``translator`` maps ``source`` into ``target`` with ``method``."""
+
+    source: str
+    target: str
+    method: str
+    translator: Translator
+
+
+def fit_pairs(
+    anchors: Mapping[str, Any],
+    methods: Sequence[str],
+    pairs: Iterable[tuple[str, str]] | None = None,
+    *,
+    std_scaling: bool = True,
+    seed: int = 0,
+    lr: float = 1e-3,
+    steps: int = 300,
+    device: str | torch.device | None = None,
+) -> Iterator[FittedPair]:
+    """Fit a :class:`Translator` for every (source, target) pair and method of one anchor draw.
+
+    ``anchors``: ``{encoder name: (N, d_k) array or tensor}``, row i of every entry the same
+    sample. ``methods``: registered method names (:func:`methods`). ``pairs``: ordered
+    ``(source, target)`` names; default every ordered pair of distinct encoders, in the order
+    of ``anchors``. ``std_scaling``, ``seed``, ``lr``, ``steps``, ``device``: the Translators'.
+
+    Yields :class:`FittedPair` ``(source, target, method, translator)`` grouped by source
+    (sources in the order they first appear in ``pairs``; then their targets in pair order;
+    then ``methods`` in order). Each translator is what
+    ``Translator(method, std_scaling, seed, device, lr, steps).fit(anchors[source],
+    anchors[target])`` gives — the same fitted tensors and outputs, bit for bit — but each
+    encoder's anchors are converted, validated and standardised once, and each method's
+    :class:`Share` is computed once per source (``Share.source``, shared by every Share with
+    the same source function) and once per pair (``Share.pair``): e.g. one SVD of the source's
+    anchors for all its ``linear`` and ``l-ortho`` targets, and one least-squares solution per
+    pair for both.
+
+    Arguments are checked at the call; the fits happen as the iterator advances, and only one
+    source's shared state is kept at a time. :func:`semalign.stitching.stitch_grid` runs one
+    call per anchor draw (run, N).
+    """
+    specs = [get_method(m) for m in methods]
+    for spec in specs:  # the Translator arguments, checked once here rather than mid-iteration
+        Translator(spec.name, std_scaling=std_scaling, seed=seed, device=device, lr=lr, steps=steps)
+    tensors = {k: _to_tensor(a, f"anchors[{k!r}]", "(N, d)", device)[0] for k, a in anchors.items()}
+    if tensors:
+        _check_anchors({f"anchors[{k!r}]": t for k, t in tensors.items()})
+    names = list(tensors)
+    pair_list = [(s, t) for s in names for t in names if s != t] if pairs is None else [tuple(p) for p in pairs]
+    unknown = sorted({n for p in pair_list for n in p} - set(names))
+    if unknown:
+        raise ShapeError(f"pairs name encoders {unknown} that have no anchors; anchors has {names}")
+    by_source: dict[str, list[str]] = {}
+    for s, t in pair_list:
+        by_source.setdefault(s, []).append(t)
+    return _fit_pairs(tensors, specs, by_source, std_scaling=std_scaling, seed=seed, lr=lr,
+                      steps=steps, device=device)
+
+
+def _fit_pairs(tensors: dict[str, torch.Tensor], specs: list[Method], by_source: dict[str, list[str]],
+               *, std_scaling: bool, seed: int, lr: float, steps: int,
+               device: str | torch.device | None) -> Iterator[FittedPair]:
+    """The iterator of :func:`fit_pairs` (arguments already checked)."""
+    prepared: dict[tuple, tuple[State | None, torch.Tensor]] = {}
+
+    def prepare(name: str, dtype: torch.dtype, on: torch.device, scaled: bool) -> tuple[State | None, torch.Tensor]:
+        key = (name, dtype, on, scaled)
+        if key not in prepared:
+            prepared[key] = _preprocess(tensors[name].to(device=on, dtype=dtype), scaled)
+        return prepared[key]
+
+    for s, targets in by_source.items():
+        source_shared: dict[tuple, Any] = {}  # this source's Share.source values
+        for t in targets:
+            dtype = _fit_dtype(tensors[s], tensors[t])
+            x = tensors[s].to(dtype)
+            y = tensors[t].to(device=x.device, dtype=dtype)
+            pair_shared: dict[tuple, Any] = {}  # this pair's Share.pair values
+            for spec in specs:
+                tr = Translator(spec.name, std_scaling=std_scaling, seed=seed, device=device, lr=lr, steps=steps)
+                scaled = std_scaling and spec.std_scaling
+                with align_threads(x, y):
+                    try:
+                        scaling_x, xs = prepare(s, dtype, x.device, scaled)
+                        scaling_y, ys = prepare(t, dtype, x.device, scaled)
+                        shared = None
+                        if spec.share is not None:
+                            key = (spec.share.source, dtype, scaled)
+                            if key not in source_shared:
+                                source_shared[key] = spec.share.source(xs, centred=scaled)
+                            shared = source_shared[key]
+                            if spec.share.pair is not None:
+                                key = (spec.share, dtype, scaled)
+                                if key not in pair_shared:
+                                    pair_shared[key] = spec.share.pair(shared, ys, centred=scaled)
+                                shared = pair_shared[key]
+                        state = spec.fit(xs, ys, centred=scaled, seed=seed, lr=lr, steps=steps, shared=shared)
+                    except NonFiniteError as err:
+                        raise tr._overflow_error("fit", "an intermediate product of the fit", dtype, spec,
+                                                 **{f"anchors[{s!r}]": x, f"anchors[{t!r}]": y}) from err
+                yield FittedPair(s, t, spec.name, tr._set_fitted(spec, x, y, scaling_x, scaling_y, state))

@@ -632,7 +632,6 @@ def cli_book(args: argparse.Namespace) -> int:
 
 def paper_table1_strings() -> list[str]:
     """The paper's Table 1 numbers as the book renders them (for the browser test)."""
-    from semalign.plots import paper_strings
-    from semalign.tables import PAPER_TABLE1
+    from semalign.report.table1 import PAPER_TABLE1, paper_strings
 
     return paper_strings(PAPER_TABLE1)

@@ -23,19 +23,17 @@ of 80 test images), stitched text decoding is higher with SVC (0.773 vs 0.759 wi
 ConvergenceWarning while LinearSVC did on 3 of 6 unscaled CNN decoders. So the default is the
 paper's literal decoder.
 
-Standard scaler in front (``scale``): measured on random class-structured data
-(2,000 train / 1,000 test, 5 classes, d=384, float32; sentence-embedding-like scale 0.05
-and scale 0.3 with per-feature offsets): plain LinearSVC converged in 9 and 24 liblinear
-iterations (1.2 s, 1.9 s; AUROC 0.872, 0.880), with a StandardScaler in front in 12 and 15
-(3.5 s, 3.3 s; AUROC 0.854, 0.870); no ConvergenceWarning either way (2 shared cores, noisy
-timings). The scaler did not help LinearSVC converge or score, so the default is
-``scale=False`` — the SVM on the raw embeddings, as the paper describes; ``scale=True`` is a
-parameter.
+Standard scaler in front (``scale``): on random class-structured data a StandardScaler in
+front of LinearSVC helped it neither converge nor score (``benchmarks/RESULTS_align.md``), so
+the default is ``scale=False`` — the SVM on the raw embeddings, as the paper describes;
+``scale=True`` is a parameter.
 
 Grid
 ----
 :func:`stitch_grid` runs every ordered (source, target) pair, source ≠ target, for each
-method, anchor count and run, plus two anchor-free baselines:
+alignment method of the registry (:func:`semalign.align.methods`: a method added with
+:func:`semalign.align.register_method` is stitched like the built-ins), anchor count and run,
+plus two anchor-free baselines (:data:`BASELINES`):
 
 - ``naive``: source test embeddings zero-padded/cut to the target dimension, straight into
   the target decoder (the paper's "no transformation"; ``Translator("naive",
@@ -53,13 +51,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "ALIGN_METHODS",
+    "BASELINES",
     "COLUMNS",
     "DOMAINS",
     "Embeddings",
@@ -67,10 +65,12 @@ __all__ = [
     "fit_decoder",
     "decision_scores",
     "auroc",
+    "aligned_methods",
     "stitch_grid",
 ]
 
-ALIGN_METHODS: tuple[str, ...] = ("affine", "linear", "l-ortho", "ortho")
+#: The anchor-free rows of a grid: naive stitching and each encoder's upper bound.
+BASELINES: tuple[str, ...] = ("naive", "upper_bound")
 COLUMNS: tuple[str, ...] = (
     "task", "source", "target", "source_domain", "target_domain", "method", "n_anchors", "run",
     "auroc",
@@ -251,9 +251,18 @@ def _draws(pool: int, n_anchors: Sequence[int], runs: int, seed: int) -> dict[in
     return {r: np.random.default_rng([seed, r]).permutation(pool) for r in range(runs)}
 
 
+def aligned_methods() -> tuple[str, ...]:
+    """The registered alignment methods stitched per anchor draw: :func:`semalign.align.methods`
+    without the anchor-free ``naive`` baseline (the built-ins: affine, linear, l-ortho, ortho),
+    in registration order — :func:`stitch_grid`'s default."""
+    from semalign import align
+
+    return tuple(m for m in align.methods() if m not in BASELINES)
+
+
 def stitch_grid(
     task: EncodedTask,
-    methods: Sequence[str] = ALIGN_METHODS,
+    methods: Sequence[str] | None = None,
     n_anchors: Sequence[int] = (25, 50, 100, 250, 500, 1000, 2000),
     runs: int = 3,
     seed: int = 0,
@@ -268,20 +277,23 @@ def stitch_grid(
 ) -> "pd.DataFrame":  # noqa: F821
     """Stitch every ordered (source, target) encoder pair of ``task``; one tidy frame out.
 
-    For each run r (``runs`` anchor draws) and each n in ``n_anchors``: the first n of run r's
-    permutation of the anchor pool are the anchors of *every* pair; ``Translator(method)``
-    is fitted on (source anchors → target anchors), applied to the source's test embeddings,
-    and the target's decoder (fitted once per encoder on its own train embeddings) scores
-    them. ``baselines=True`` adds ``naive`` and ``upper_bound`` rows (see module docstring;
-    also added when named in ``methods``).
+    ``methods``: registered alignment methods (:func:`semalign.align.methods`, including any
+    added with :func:`semalign.align.register_method`) and/or the baselines ``"naive"`` and
+    ``"upper_bound"``; default :func:`aligned_methods`. For each run r (``runs`` anchor draws)
+    and each n in ``n_anchors``: the first n of run r's permutation of the anchor pool are the
+    anchors of *every* pair; ``Translator(method)`` is fitted on (source anchors → target
+    anchors), applied to the source's test embeddings, and the target's decoder (fitted once
+    per encoder on its own train embeddings) scores them. ``baselines=True`` adds ``naive``
+    and ``upper_bound`` rows (see module docstring; also added when named in ``methods``).
 
     Returns a DataFrame with exactly the columns :data:`COLUMNS` (``task, source, target,
     source_domain, target_domain, method, n_anchors, run, auroc``); ``attrs["modalities"]``
-    maps the task name to its modality (read by :func:`semalign.tables.table1`).
+    maps the task name to its modality (read by Table 1).
 
-    Speed: the result equals fitting a ``Translator`` per cell, but per run and n each
-    encoder's anchors are standardised once, the source's SVD (linear / l-ortho) and Gram
-    matrix (affine) are shared by its targets, and decoders are fitted once.
+    The translators come from :func:`semalign.align.fit_pairs`, one call per (run, n): equal
+    to fitting a ``Translator`` per cell, with each encoder's anchors standardised once and
+    each source's shared state (its SVD for linear / l-ortho, its Gram matrix for affine)
+    computed once for all its targets; decoders are fitted once.
     """
     import pandas as pd
     import torch
@@ -289,16 +301,17 @@ def stitch_grid(
 
     from semalign import align
 
-    methods = list(methods)
-    wanted_baselines = {m for m in methods if m in ("naive", "upper_bound")}
-    methods = [m for m in methods if m not in ("naive", "upper_bound")]
-    unknown = [m for m in methods if m not in ALIGN_METHODS]
+    methods = list(aligned_methods() if methods is None else methods)
+    wanted_baselines = {m for m in methods if m in BASELINES}
+    methods = [m for m in methods if m not in BASELINES]
+    unknown = [m for m in methods if m not in align.methods()]
     if unknown:
-        raise ValueError(
-            f"unknown methods {unknown}: choose from {ALIGN_METHODS} (+ 'naive', 'upper_bound')"
+        raise align.UnknownMethodError(
+            f"unknown methods {unknown}: choose from the registered methods {aligned_methods()} "
+            f"and the baselines {BASELINES}, or add one with semalign.align.register_method"
         )
     if baselines:
-        wanted_baselines = {"naive", "upper_bound"}
+        wanted_baselines = set(BASELINES)
     n_list = sorted({int(n) for n in n_anchors}) if methods else []
     if any(n < 2 for n in n_list):
         raise ValueError(f"n_anchors must all be >= 2 (a Translator needs 2 anchors); got {list(n_anchors)}")
@@ -308,7 +321,6 @@ def stitch_grid(
     names = list(task.encoders)
     pairs = [(s, t) for s, t in itertools.permutations(names, 2)]
     draws = _draws(task.pool_size, n_list, runs, seed) if n_list else {}
-    classes = list(task.classes)
 
     rows: list[tuple] = []
 
@@ -318,7 +330,7 @@ def stitch_grid(
         )
 
     total = len(names) + len(pairs) * (1 if "naive" in wanted_baselines else 0)
-    total += len(n_list) * runs * len(names)
+    total += len(n_list) * runs * len(pairs) * len(methods)
     bar = tqdm(total=total, desc=f"stitch {task.name}", disable=not progress, leave=False)
 
     decoders: dict[str, Any] = {}
@@ -332,7 +344,6 @@ def stitch_grid(
             s = decision_scores(dec, task.encoders[name].test)
             add(name, name, "upper_bound", 0, 0, auroc(task.y_test, s, score_classes[name]))
         bar.update()
-    del classes
 
     def score(target: str, y_hat: np.ndarray) -> float:
         return auroc(task.y_test, decision_scores(decoders[target], y_hat), score_classes[target])
@@ -345,52 +356,19 @@ def stitch_grid(
             add(s, t, "naive", 0, 0, score(t, x))
             bar.update()
 
+    # float32 tensors once: every cell's Translator then computes in float32, as a
+    # Translator fitted on float32 embeddings does
     tests = {k: torch.from_numpy(np.ascontiguousarray(e.test, dtype=np.float32)) for k, e in task.encoders.items()}
     pools = {k: torch.from_numpy(np.ascontiguousarray(e.anchors, dtype=np.float32)) for k, e in task.encoders.items()}
-    need_lin = any(m in methods for m in ("linear", "l-ortho"))
-    # The loop is many small dependent ops; under CPU contention torch's OpenMP threads
-    # wait at barriers (a 500×768 element-wise op took 23 ms on 2 threads): run it on
-    # SEMALIGN_ALIGN_THREADS threads (default 1), see semalign.align._lapack_threads.
-    with align._lapack_threads(*pools.values()):
+    # the whole loop on align's thread count (many small dependent ops; see align.align_threads)
+    with align.align_threads(*pools.values()):
         for run, n in itertools.product(range(runs), n_list):
             idx = torch.from_numpy(draws[run][:n])
-            scaling, anchors, reduced, test_s = {}, {}, {}, {}
-            for k in names:
-                a = pools[k][idx]
-                if std_scaling:
-                    scaling[k] = align.standard_scaling_state(a)
-                    a = align.standardize(a, scaling[k])
-                    test_s[k] = align.standardize(tests[k], scaling[k])
-                else:
-                    test_s[k] = tests[k]
-                anchors[k] = a
-            if need_lin:
-                for k in names:
-                    # centred anchors: drop the ones-direction (see align.drop_mean_direction)
-                    reduced[k] = align.drop_mean_direction(anchors[k], anchors[k])[0] if std_scaling else anchors[k]
-            for s in names:
-                x = anchors[s]
-                svd_s = align.svd(reduced[s]) if need_lin else None
-                rcond = align._rcond(x.dtype, tuple(reduced[s].shape)) if need_lin else 0.0
-                gram = x.mT @ x if ("affine" in methods and 2 * n >= x.shape[1]) else None
-                for t in names:
-                    if t == s:
-                        continue
-                    y = anchors[t]
-                    r_lin = align._min_norm_from_svd(*svd_s, reduced[t], rcond) if need_lin else None
-                    for method in methods:
-                        if method == "linear":
-                            state = {"R": r_lin}
-                        elif method == "l-ortho":
-                            state = {"R": align._polar(r_lin)}
-                        elif method == "ortho":
-                            state = align.procrustes_state(x, y)
-                        else:
-                            state = align.affine_state(x, y, lr=lr, steps=steps, seed=seed + run, gram=gram)
-                        out = align.apply_state(test_s[s], state, y.shape[1])
-                        if std_scaling:
-                            out = align.destandardize(out, scaling[t])
-                        add(s, t, method, n, run, score(t, out.numpy()))
+            anchors = {k: pools[k][idx] for k in names}
+            for s, t, method, translator in align.fit_pairs(
+                anchors, methods, pairs, std_scaling=std_scaling, seed=seed + run, lr=lr, steps=steps
+            ):
+                add(s, t, method, n, run, score(t, translator.transform(tests[s]).numpy()))
                 bar.update()
     bar.close()
 

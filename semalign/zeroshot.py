@@ -20,11 +20,15 @@ Sec. 3.2 says both settings need. In the unimodal method the anchors and the tes
 also L2-normalised before the Translator is fitted (``normalize=True``), so the translated
 image embeddings and the prompt embeddings come from rows of the same scale.
 
-This module works on arrays only (DESIGN: ``zeroshot`` never loads a model or a data file);
-the prompts are package data read by :func:`load_prompts`.
+The Fig. 4 grid, :func:`zeroshot_grid`, runs both over an :class:`EncodedZeroShot` (every task,
+vision encoder and anchor draw). This module works on arrays only (DESIGN: ``zeroshot`` never
+loads a model or a data file): :func:`semalign.encoders.tasks.encode_zeroshot` embeds what the
+grid reads; the prompts are package data read by :func:`load_prompts`.
 """
 
 from __future__ import annotations
+
+from semalign.errors import SemalignError
 
 import functools
 import hashlib
@@ -35,25 +39,20 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from semalign.vocab import ZEROSHOT_FINDINGS
+
 AVERAGES = ("scores", "embeddings")
 APPROACHES = ("clip", "medclip", "unimodal")
 RESULT_COLUMNS = ("task", "approach", "vision_encoder", "text_encoder", "domain", "auroc")
 
-# The findings of Fig. 4: pneumonia in the RSNA role, then the six VinDr-CXR findings of [20].
-FINDINGS = (
-    "pneumonia",
-    "aortic-enlargement",
-    "cardiomegaly",
-    "lung-opacity",
-    "pleural-thickening",
-    "pulmonary-fibrosis",
-    "tuberculosis",
-)
+# The findings of Fig. 4 (the prompt file's keys): pneumonia in the RSNA role, then the six
+# VinDr-CXR findings of [20] -- spelled once, in semalign.vocab.
+FINDINGS: tuple[str, ...] = tuple(f.key for f in ZEROSHOT_FINDINGS)
 MIN_POSITIVE = 10
 N_NEGATIVE = 10
 
 
-class PromptError(ValueError):
+class PromptError(SemalignError, ValueError):
     """The prompt file is malformed; the message names the task and the rule broken."""
 
 
@@ -105,20 +104,37 @@ class PromptSet:
     structure: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def _normalise_key(name: str) -> str:
-    return str(name).strip().lower().replace("_", "-").replace(" ", "-")
+def finding_of_task(task: Any) -> str:
+    """The prompt key (a :data:`FINDINGS` key) of a task: the ``finding`` it is registered with.
 
+    ``task``: a :class:`semalign.data.Task`, a registered task name (``"synthcxr-vindr-cardiomegaly"``,
+    ``"rsna-pneumonia"``; any case, ``_`` or space for ``-``) or a finding's own name (``"Lung
+    Opacity"``). Raises ``KeyError`` with the known findings when the task has no finding (e.g. a
+    multi-class task) or the name is neither.
+    """
+    from semalign.data import DataError, task_spec
+    from semalign.vocab import finding as vocab_finding
 
-def finding_of_task(task: str) -> str:
-    """The prompt key of a task name: ``"synthcxr-vindr-cardiomegaly"`` -> ``"cardiomegaly"``,
-    ``"rsna-pneumonia"`` / ``"synthcxr-pneumonia"`` -> ``"pneumonia"``, ``"Lung Opacity"`` ->
-    ``"lung-opacity"``. Raises ``KeyError`` with the known findings if none matches."""
-    key = _normalise_key(task)
-    for f in sorted(FINDINGS, key=len, reverse=True):  # longest first: no partial hits
-        if key == f or key.endswith("-" + f):
-            return f
-    raise KeyError(f"no prompts for task {task!r}: the prompt file covers {', '.join(FINDINGS)} "
-                   f"(a task name ending in one of them, e.g. 'synthcxr-vindr-cardiomegaly')")
+    found = getattr(task, "finding", None)
+    if found is None and isinstance(task, str):
+        name = task.strip().lower().replace("_", "-").replace(" ", "-")
+        for n in (task, name):
+            try:
+                found = task_spec(n).finding
+                break
+            except DataError:
+                continue
+        else:
+            try:
+                found = vocab_finding(task)
+            except KeyError:
+                found = None
+    if found is None or found.key not in FINDINGS:
+        shown = getattr(task, "name", task)
+        raise KeyError(f"no prompts for task {shown!r}: the prompt file covers {', '.join(FINDINGS)} "
+                       f"(a task registered with one of these findings, e.g. 'synthcxr-vindr-cardiomegaly', "
+                       f"or a finding's name)")
+    return found.key
 
 
 def load_prompts(path: str | None = None) -> dict[str, PromptSet]:
@@ -407,3 +423,116 @@ def tidy_results(rows: Iterable[Mapping[str, Any]]):
             raise ValueError(f"row {i} lacks columns {missing}; build rows with result_row()")
     return pd.DataFrame([{c: r[c] for c in RESULT_COLUMNS} for r in rows],
                         columns=list(RESULT_COLUMNS))
+
+
+# --------------------------------------------------------------------------------------------
+# the Fig. 4 grid, on embeddings
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Baseline:
+    """A multimodal model scored with :func:`standard_zeroshot`: its two towers' names and the
+    image tower's domain."""
+
+    image_encoder: str
+    text_encoder: str
+    domain: str
+
+
+@dataclass
+class ZeroShotTask:
+    """One binary finding task, embedded for zero-shot scoring.
+
+    ``y`` (n,) 0/1 (1 = finding present); ``images``: ``{vision encoder: (n, d_v)}`` test images;
+    ``pos`` / ``neg`` (m, d_t): the task's prompts by the text encoder; ``baselines``:
+    ``{approach: (images (n, d), pos (m, d), neg (m, d))}`` in that multimodal model's own space.
+    """
+
+    name: str
+    y: np.ndarray
+    images: dict[str, np.ndarray]
+    pos: np.ndarray
+    neg: np.ndarray
+    baselines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
+class EncodedZeroShot:
+    """What Fig. 4 scores (built by :func:`semalign.encoders.tasks.encode_zeroshot`).
+
+    ``anchor_text`` (P, d_t): the pair pool's reports by ``text_encoder``; ``anchor_images``:
+    ``{vision encoder: (P, d_v)}``, row i the image of report i; ``tasks`` in order; ``domains``:
+    ``{encoder: domain}`` of the text and vision encoders; ``baselines``: ``{approach:
+    Baseline}``; ``supervised_on``: ``{vision encoder: what its training labels were}`` for
+    encoders trained on labels (not zero-shot in the paper's sense).
+    """
+
+    text_encoder: str
+    anchor_text: np.ndarray
+    anchor_images: dict[str, np.ndarray]
+    tasks: list[ZeroShotTask]
+    domains: dict[str, str]
+    baselines: dict[str, Baseline] = field(default_factory=dict)
+    supervised_on: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pair_pool(self) -> int:
+        return int(len(self.anchor_text))
+
+
+class DrawError(SemalignError, ValueError):
+    """The anchor-draw plan of the zero-shot grid (``n_pairs``, ``pair_pool``, ``runs``) cannot work;
+    the message says which parameter to change."""
+
+
+def check_draws(n_pairs: int, pair_pool: int, runs: int) -> None:
+    """Refuse a draw plan that cannot work (:class:`DrawError`): ``runs`` >= 1, ``n_pairs`` <=
+    ``pair_pool``, and several runs only from a pool larger than one draw (else every run fits
+    the same anchors)."""
+    if runs < 1:
+        raise DrawError(f"runs must be >= 1; got {runs}: give -p runs 1 or more")
+    if n_pairs > pair_pool:
+        raise DrawError(f"n_pairs={n_pairs} is more than the pair pool ({pair_pool}): lower n_pairs or raise pair_pool")
+    if runs > 1 and n_pairs == pair_pool:
+        raise DrawError(f"runs={runs} with n_pairs == pair_pool ({pair_pool}) would fit every run on the same "
+                         f"anchors: give pair_pool > n_pairs (e.g. {int(n_pairs * 4 / 3)}) or runs=1")
+
+
+def anchor_draws(pair_pool: int, n_pairs: int, runs: int, seed: int = 0) -> list[np.ndarray]:
+    """Run r's anchor rows: ``n_pairs`` sorted indices of the pool, drawn with
+    ``numpy.random.default_rng([seed, r])`` (the paper repeats each experiment with new anchors)."""
+    check_draws(n_pairs, pair_pool, runs)
+    return [np.sort(np.random.default_rng([seed, r]).permutation(pair_pool)[:n_pairs]) for r in range(runs)]
+
+
+def zeroshot_grid(encoded: EncodedZeroShot, *, n_pairs: int, runs: int = 1, method: str = "ortho",
+                  seed: int = 0):
+    """Fig. 4 on embeddings: the paper's unimodal zero-shot for every (task, vision encoder, run),
+    then each baseline's standard zero-shot once per task.
+
+    Run r fits ``method`` on the pairs of :func:`anchor_draws` (Translator seed ``seed + r``)
+    and scores the task's test images against its prompts (:func:`unimodal_zeroshot`).
+    Returns the frame of :func:`tidy_results` plus ``run`` (0 for baselines, which use no
+    anchors), ``n_pos``, ``n_neg`` (test class counts, for the chance level) and
+    ``supervised_on`` (what a label-trained vision encoder was trained on, else "").
+    """
+    draws = anchor_draws(encoded.pair_pool, n_pairs, runs, seed)
+    rows, extra = [], []
+    for t in encoded.tasks:
+        n_pos = int(np.sum(t.y == 1))
+        counts = (n_pos, len(t.y) - n_pos)
+        for name, test_e in t.images.items():
+            for run, a in enumerate(draws):
+                r = unimodal_zeroshot(test_e, t.y, encoded.anchor_images[name][a], encoded.anchor_text[a],
+                                      t.pos, t.neg, method=method, seed=seed + run)
+                rows.append(r.row(t.name, "unimodal", name, encoded.text_encoder, encoded.domains[name]))
+                extra.append((run, *counts))
+        for approach, b in encoded.baselines.items():
+            images, pos, neg = t.baselines[approach]
+            r = standard_zeroshot(images, t.y, pos, neg)
+            rows.append(r.row(t.name, approach, b.image_encoder, b.text_encoder, b.domain))
+            extra.append((0, *counts))
+    out = tidy_results(rows)
+    out["run"], out["n_pos"], out["n_neg"] = ([e[k] for e in extra] for k in range(3))
+    out["supervised_on"] = [encoded.supervised_on.get(v, "") if a == "unimodal" else ""
+                            for v, a in zip(out["vision_encoder"], out["approach"])]
+    return out

@@ -10,7 +10,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from semalign import align
-from semalign.align import METHODS, NotFittedError, Translator
+from semalign.align import NotFittedError, Translator
+
+METHODS = align.methods()  # the built-ins: collected before any test registers a method
 
 CLOSED_FORM = ("naive", "linear", "l-ortho", "ortho")
 
@@ -486,10 +488,15 @@ def test_dtype_rules(rng):
     assert Translator("linear").fit(ints, ya[:20]).dtype_ == torch.float32
 
 
-def test_lapack_threads_restored(rng):
+def test_align_threads_restored(rng):
     before = torch.get_num_threads()
     xa, ya = pair(rng, 40, 6, 9)
     Translator("l-ortho").fit(xa, ya)
+    assert torch.get_num_threads() == before
+    cells = align.fit_pairs({"x": xa, "y": ya}, ["l-ortho", "affine"], steps=3)
+    next(cells)
+    assert torch.get_num_threads() == before  # also between the cells of the fast path
+    list(cells)
     assert torch.get_num_threads() == before
 
 

@@ -210,7 +210,7 @@ def test_build_a_small_book(smoke, tmp_path):
     shutil.copy(ROOT / "book" / "references.bib", root / "book")
     (root / "book" / "intro.md").write_text("# Intro\n\nSmall book.\n")
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/generated/07_smoke\n")
-    smoke.write_text(SMOKE + "\n# %%\nimport altair as alt\nfrom semalign import plots\nplots.setup()\n"
+    smoke.write_text(SMOKE + "\n# %%\nimport altair as alt\nfrom semalign.report import style\nstyle.setup()\n"
                      "alt.Chart(df).mark_point().encode(x='i', y='i')\n")
     book.run_notebook(smoke, {"name": "m", "common": {}, "notebooks": {}}, None, root / "book" / "generated")
     index = book.build_book(root)
@@ -221,9 +221,9 @@ def test_build_a_small_book(smoke, tmp_path):
     assert (root / "_build" / "html" / "_static" / "vega-bundle.js").is_file()
 
 
-# --------------------------------------------------------------------------- notebook glue (semalign.experiments)
+# --------------------------------------------------------------------------- notebook glue (semalign.encoders.tasks)
 def test_task_params_exact_name_beats_glob():
-    from semalign.experiments import task_params_for
+    from semalign.encoders.tasks import task_params_for
 
     tp = {"synthcxr-*": {"n_pool": 200}, "synthcxr-pneumonia": {"n_pool": 50}}
     assert task_params_for("synthcxr-pneumonia", tp) == {"n_pool": 50}
@@ -231,53 +231,34 @@ def test_task_params_exact_name_beats_glob():
     assert task_params_for("openi-5class", tp) == {}
 
 
-def test_shared_synthcxr_pool_gets_one_cache_key_across_tasks():
-    from types import SimpleNamespace
+def test_a_shared_pool_gets_one_cache_key_across_tasks():
+    from semalign.encoders.tasks import _family, _group_key
+    from semalign.encoders.tasks import get_task
 
-    from semalign.experiments import _family, _group_key
-
-    a = SimpleNamespace(dataset_key="task-a@1", recipe={"size": 224, "generator_version": 1})
-    b = SimpleNamespace(dataset_key="task-b@1", recipe={"size": 224, "generator_version": 1})
+    a = get_task("synthcxr-pneumonia", {"synthcxr-*": {"n_train_per_class": 2, "n_test_per_class": 2, "n_pool": 4}})
+    b = get_task("synthcxr-vindr-cardiomegaly", {"synthcxr-*": {"n_train_per_class": 2, "n_test_per_class": 2,
+                                                                "n_pool": 4}})
     assert _family("synthpool-3-000012") == _family("synthpool-3-000999") == "synthpool-3-"
     assert _family("CXR12") == _family("CXR3999") == "CXR"
-    assert _group_key("synthpool-3-", a) == _group_key("synthpool-3-", b), "the pool is embedded once"
-    assert _group_key("task-a-test-1-", a) != _group_key("task-b-test-1-", b)
-    c = SimpleNamespace(dataset_key="task-c@1", recipe={"size": 128, "generator_version": 1})
-    assert _group_key("synthpool-3-", c) != _group_key("synthpool-3-", a), "another size is another image"
+    pool = {_family(i) for i in a.anchors["id"]} - {_family(i) for i in a.train["id"]}
+    assert len(pool) == 1 and pool == {_family(i) for i in b.anchors["id"]} - {_family(i) for i in b.train["id"]}
+    (fam,) = pool
+    assert _group_key(fam, a) == _group_key(fam, b), "the pool is embedded once"
+    assert _group_key(_family(a.test["id"].iloc[0]), a) == a.dataset_key != b.dataset_key
 
 
-def test_binary_labels_finds_the_positive_class():
+def test_binary_labels_mark_the_positive_class():
     import pandas as pd
     from types import SimpleNamespace
 
-    from semalign.experiments import binary_labels
+    from semalign.data import DataError
+    from semalign.encoders.tasks import binary_labels
+    from semalign.vocab import finding
 
-    t = SimpleNamespace(name="synthcxr-vindr-cardiomegaly", classes=["no finding", "Cardiomegaly"],
+    t = SimpleNamespace(name="x", finding=finding("cardiomegaly"), positive="Cardiomegaly",
                         test=pd.DataFrame({"label": ["Cardiomegaly", "no finding", "Cardiomegaly"]}))
     assert list(binary_labels(t)) == [1, 0, 1]
-    t.test = pd.DataFrame({"label": [0, 1, 1]})
+    t.test, t.positive = pd.DataFrame({"label": [0, 1, 1]}), 1
     assert list(binary_labels(t)) == [0, 1, 1]
-
-
-def test_readings_and_claims_come_from_the_numbers():
-    import pandas as pd
-
-    from semalign import experiments, tables
-    from tests.test_plots import fig3_frame
-
-    f3 = fig3_frame()
-    text = experiments.read_fig3(f3, "text")
-    best = f3[f3.n_anchors == 1000].groupby("method")["auroc"].mean().idxmax()
-    assert f"`{best}` is best" in text and "naive stitching gives 0.500" in text
-    fig3 = pd.concat([f3.assign(panel="(a) text"), f3.assign(panel="(b) vision")])
-    zs = pd.DataFrame({"task": ["p", "q"], "approach": "unimodal", "vision_encoder": "m",
-                       "text_encoder": "t", "domain": "general", "auroc": [0.7, 0.4]})
-    s = experiments.claims_summary(fig3, tables.PAPER_TABLE1, tables.PAPER_TABLE1, zs)
-    row = s[s.claim == "best transform (text)"].iloc[0]
-    assert row.paper == "ortho" and row.ours.startswith(best) and row.holds == ("yes" if best == "ortho" else "no")
-    gm = s[s.claim == "Gen→Med alignment vs SUB (text)"].iloc[0]
-    assert gm.paper == "+6 % (gain)" and gm.holds == "yes", "the paper's table agrees with itself"
-    clip = s[s.claim == "unimodal beats CLIP"].iloc[0]
-    assert clip.holds == "not tested", "no CLIP rows: not tested, never 'yes'"
-    above = s[s.claim.str.startswith("unimodal zero-shot above chance")].iloc[0]
-    assert above.ours == "1 of 2 tasks"
+    with pytest.raises(DataError, match="not a binary finding task"):
+        binary_labels(SimpleNamespace(name="openi-5class", finding=None, positive=None, test=t.test))

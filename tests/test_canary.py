@@ -121,7 +121,7 @@ def _fake_mimic(root: Path) -> Path:
     import pandas as pd
 
     from semalign.data import manifests
-    from semalign.data.recipes import MIMIC5
+    from semalign.data.sources.mimic import MIMIC5
 
     root.mkdir(parents=True)
     rows = [(c, split) for c in MIMIC5 for split, n in (("test", MIMIC_TEST), ("train", MIMIC_TRAIN))
@@ -172,7 +172,7 @@ def _fake_vindr(root: Path) -> Path:
     import numpy as np
     import pandas as pd
 
-    from semalign.data.recipes import VINDR6
+    from semalign.data.sources.vindr import VINDR6
 
     rng = np.random.default_rng(0)
     (root / "annotations").mkdir(parents=True)
@@ -302,20 +302,20 @@ def _chapter_files(root: Path, stems: Iterable[str]) -> list[Path]:
 
 def _check_fixtures() -> int:
     """1. the canary reaches every input the notebooks read; returns the archive's report count."""
-    from semalign import experiments
+    from semalign.encoders.tasks import get_task
     from semalign.data import load_dataset
     from semalign.images import read_dicom
 
-    openi = experiments.get_task("openi-5class")
+    openi = get_task("openi-5class")
     assert openi.test["input"].str.contains(CANARY).all(), "the Open-i fixture must reach the task inputs"
     n_reports = len(load_dataset("openi-reports"))
     assert n_reports == PER_CLASS * len(CLASS_TERMS)
-    mimic = experiments.get_task("mimic-5x200", TASK_PARAMS)
+    mimic = get_task("mimic-5x200", TASK_PARAMS)
     assert len(mimic.test) == 5 * MIMIC_TEST and len(mimic.anchors) == 5 * MIMIC_TRAIN
     for df in (mimic.test, mimic.train, mimic.anchors):
         assert df["input"].str.contains(CANARY).all(), "the MIMIC fixture must reach the task inputs"
         assert all(_MIMIC_IDS.fullmatch(str(i).encode()) for i in df["id"]), "every MIMIC id is recognised"
-    vindr = experiments.get_task("vindr-cardiomegaly", TASK_PARAMS)
+    vindr = get_task("vindr-cardiomegaly", TASK_PARAMS)
     assert len(vindr.test) == 2 * VINDR_TEST and len(vindr.anchors) == 2 * VINDR_TRAIN
     assert all(CANARY in str(i) for df in (vindr.test, vindr.train, vindr.anchors) for i in df["id"])
     first = vindr.test["input"].iloc[0]
@@ -372,11 +372,11 @@ import base64, io
 import altair as alt
 from IPython.display import HTML, Image
 from PIL import Image as PILImage
-from semalign import experiments
+from semalign.encoders.tasks import get_task
 from semalign.data import load_dataset
 from semalign.images import read_image
-mimic = experiments.get_task("mimic-5x200", task_params)
-vindr = experiments.get_task("vindr-cardiomegaly", task_params)
+mimic = get_task("mimic-5x200", task_params)
+vindr = get_task("vindr-cardiomegaly", task_params)
 
 # %% an Open-i-layout report printed, and one as HTML
 df = load_dataset("openi-reports")

@@ -16,7 +16,8 @@ import yaml
 from semalign.cli import main
 from semalign.data import DataError, get_pairs, get_task, list_datasets, load_dataset
 from semalign.data import manifests as M
-from semalign.data.recipes import MIMIC5, VINDR6
+from semalign.data.sources.mimic import MIMIC5
+from semalign.data.sources.vindr import VINDR6
 
 EXPECTED = {"mimic-cxr", "rsna-pneumonia", "vindr-cxr", "iu-xray-openi", "openi-reports-offline", "synthcxr"}
 

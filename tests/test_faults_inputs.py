@@ -106,7 +106,7 @@ def test_openi_archive_that_is_a_folder(tmp_path, monkeypatch):
 
 
 def test_mimic_reports_zip_that_is_a_folder(tmp_path):
-    from semalign.data.recipes import _open_reports
+    from semalign.data.sources.mimic import _open_reports
 
     (tmp_path / "mimic-cxr-reports.zip").mkdir()
     with pytest.raises(DataError, match=r"mimic-cxr-reports.zip is a folder, not the zip"):

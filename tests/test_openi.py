@@ -90,3 +90,29 @@ def test_real_archive_and_openi_5class(repo_root):
         get_task("openi-5class", n_test_per_class=400)
     full = __import__("semalign.data", fromlist=["load_dataset"]).load_dataset("openi-reports")
     assert (full["split"] == "test").sum() == 500 and len(full) == openi.N_REPORTS
+
+
+def test_iu_xray_dataset_is_every_usable_pair(tmp_path, monkeypatch):
+    """load_dataset("iu-xray-openi"): every report with an image and some text, in report order
+    (reports without text are left out), each image checked to be in the copy."""
+    from semalign.data import get_pairs, load_dataset
+    from semalign.data import manifests as M
+
+    spec = next(f for f in M.get_manifest("iu-xray-openi")["files"] if f["path"] == "NLMCXR_reports.tgz")
+    monkeypatch.setitem(spec, "sha256", None)  # a made-up archive
+    root = tmp_path / "iu"
+    root.mkdir()
+    _tgz(root, [("Heart is enlarged.", "Cardiomegaly.", ["Cardiomegaly"]), ("", "", ["normal"]),
+                ("Lungs clear.", "Normal chest.", ["normal"])])
+    (root / "images").mkdir()
+    for n in (1, 2, 3):
+        (root / "images" / f"CXR{n}_IM-0001-1001.png").write_bytes(b"")
+    monkeypatch.setenv("SEMALIGN_IU_XRAY", str(root))
+    df = load_dataset("iu-xray-openi")
+    assert list(df["id"]) == ["CXR1", "CXR3"] and set(df["split"]) == {"train"}
+    assert list(df["text"]) == ["Heart is enlarged. Cardiomegaly.", "Lungs clear. Normal chest."]
+    assert df["image"].str.endswith("_IM-0001-1001.png").all()
+    assert list(get_pairs("iu-xray-pairs", n=2)["id"]) == ["CXR1", "CXR3"]
+    (root / "images" / "CXR3_IM-0001-1001.png").unlink()
+    with pytest.raises(DataError, match=r"1 of the 2 image files the iu-xray-openi dataset"):
+        load_dataset("iu-xray-openi")

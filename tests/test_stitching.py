@@ -7,15 +7,18 @@ import pytest
 
 from semalign.align import Translator
 from semalign.stitching import (
-    ALIGN_METHODS,
+    BASELINES,
     COLUMNS,
     Embeddings,
     EncodedTask,
+    aligned_methods,
     auroc,
     decision_scores,
     fit_decoder,
     stitch_grid,
 )
+
+ALIGN_METHODS = ("affine", "linear", "l-ortho", "ortho")
 
 
 def make_task(k=3, dims=(10, 14, 8), n_train=240, n_test=150, pool=120, seed=0, noise=0.05):
@@ -56,8 +59,14 @@ def grid(task):
     return stitch_grid(task, n_anchors=[5, 40], runs=2, seed=1, progress=False, steps=30)
 
 
+def test_default_methods_are_the_registered_ones_without_baselines():
+    assert aligned_methods() == ALIGN_METHODS  # built-ins only here; registrations: test_align_registry
+    assert BASELINES == ("naive", "upper_bound")
+
+
 def test_columns_and_rows(task, grid):
     assert list(grid.columns) == list(COLUMNS)
+    assert list(dict.fromkeys(grid.method)) == ["upper_bound", "naive", *ALIGN_METHODS]
     n_enc = len(task.encoders)
     pairs = n_enc * (n_enc - 1)
     assert len(grid) == n_enc + pairs + len(ALIGN_METHODS) * 2 * 2 * pairs
@@ -115,7 +124,7 @@ def test_methods_subset_and_baselines_off(task):
 def test_grid_errors(task):
     with pytest.raises(ValueError, match="asked for 3000 anchors but the pool holds 120: lower n_anchors or enlarge the pool"):
         stitch_grid(task, n_anchors=[10, 3000], progress=False)
-    with pytest.raises(ValueError, match="unknown methods"):
+    with pytest.raises(ValueError, match=r"unknown methods \['procrustes'\]: choose from the registered"):
         stitch_grid(task, methods=["procrustes"], progress=False)
     with pytest.raises(ValueError, match=">= 2"):
         stitch_grid(task, n_anchors=[1], progress=False)

@@ -281,7 +281,7 @@ def test_report_wording_matches_the_labelled_severity():
 # inside and any real change of the drawing (an organ moved, a finding redrawn, a contrast
 # changed) is far outside: see the two self-tests below.
 #: ``generate(8, seed=0)`` at 224 px, one entry per SYNTHCXR_VERSION. When the generator's
-#: pixels, reports or labels change, bump SYNTHCXR_VERSION in semalign/data/tasks.py and ADD an
+#: pixels, reports or labels change, bump SYNTHCXR_VERSION in semalign/data/synthcxr.py and ADD an
 #: entry (and its image file, `python tests/test_synthcxr.py --record`); never edit an existing
 #: one (caches keyed by that version hold what they describe).
 SYNTHCXR_GOLDEN: dict[int, dict[str, str]] = {
@@ -355,7 +355,7 @@ def _recorded_images(version: int) -> np.ndarray:
 
 
 def test_output_matches_what_is_recorded_for_synthcxr_version():
-    from semalign.data.tasks import SYNTHCXR_VERSION
+    from semalign.data.synthcxr import SYNTHCXR_VERSION
 
     assert SYNTHCXR_VERSION in SYNTHCXR_GOLDEN, (
         f"SYNTHCXR_VERSION is {SYNTHCXR_VERSION} but the output is recorded only for versions "
@@ -367,7 +367,7 @@ def test_output_matches_what_is_recorded_for_synthcxr_version():
     changed = [k for k in got if got[k] != want[k]]
     changed += pixel_differences(b.images, _recorded_images(SYNTHCXR_VERSION))
     assert not changed, (
-        f"the generator's output changed: bump SYNTHCXR_VERSION in semalign/data/tasks.py and record "
+        f"the generator's output changed: bump SYNTHCXR_VERSION in semalign/data/synthcxr.py and record "
         f"the new output (SYNTHCXR_GOLDEN in tests/test_synthcxr.py, `python tests/test_synthcxr.py "
         f"--record`). SYNTHCXR_VERSION={SYNTHCXR_VERSION}; changed: {'; '.join(changed)}")
 
@@ -375,7 +375,7 @@ def test_output_matches_what_is_recorded_for_synthcxr_version():
 def test_the_pixel_tolerance_absorbs_rounding_but_not_a_redrawn_finding():
     """The guard is neither brittle nor blind: the float-rounding change seen on another machine
     (one grey level on a few pixels) passes; drawing one more finding in one image fails."""
-    from semalign.data.tasks import SYNTHCXR_VERSION
+    from semalign.data.synthcxr import SYNTHCXR_VERSION
 
     recorded = _recorded_images(SYNTHCXR_VERSION)
     rng = np.random.default_rng(0)
@@ -400,7 +400,7 @@ def _record() -> None:
     import hashlib
 
     from semalign._io import atomic_write_bytes
-    from semalign.data.tasks import SYNTHCXR_VERSION
+    from semalign.data.synthcxr import SYNTHCXR_VERSION
     import io
 
     path = golden_images_path(SYNTHCXR_VERSION)

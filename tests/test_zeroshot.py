@@ -9,6 +9,7 @@ import pytest
 
 from semalign.zeroshot import (
     RESULT_COLUMNS,
+    chance_sd,
     class_scores,
     l2_normalize,
     result_row,
@@ -203,6 +204,18 @@ def test_tidy_results_columns_and_validation():
         result_row("t", "clip", "v", "t", "general", 1.5)
     with pytest.raises(ValueError, match="lacks columns"):
         tidy_results([{"task": "t"}])
+
+
+def test_chance_sd_matches_a_permutation_null():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(40), np.zeros(40)]
+    null = [roc_auc_score(y, rng.normal(size=80)) for _ in range(3000)]
+    assert chance_sd(40, 40) == pytest.approx(np.std(null), rel=0.06)
+    assert chance_sd(40, 40) == pytest.approx(0.0650, abs=5e-4)
+    with pytest.raises(ValueError, match="positive"):
+        chance_sd(0, 5)
 
 
 # ------------------------------------------------- standard zero-shot through the registry ----

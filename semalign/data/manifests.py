@@ -23,7 +23,7 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -148,7 +148,7 @@ class FileStatus:
 DAMAGED = ("checksum failed", "bad columns", "not a file")
 
 
-def _not_a_file(p: Path) -> str:
+def not_a_file(p: Path) -> str:
     """The detail of a ``not a file`` status: what is at ``p`` instead of a file."""
     what = "a folder" if p.is_dir() else "not a regular file"
     return f"{p} is {what}, but the manifest expects a file there (an archive unpacked in place?)"
@@ -165,7 +165,7 @@ def check_columns(p: Path, expected: list[str], dataset: str, exact: bool = True
     """Raise DataError when the label file's header lacks an expected column, or (``exact``)
     has others, or when ``p`` is a folder (or anything but a file)."""
     if p.exists() and not p.is_file():
-        raise DataError(f"{dataset}: {_not_a_file(p)}: move it away and put the file itself there.")
+        raise DataError(f"{dataset}: {not_a_file(p)}: move it away and put the file itself there.")
     try:
         got = _read_header(p)
     except (OSError, UnicodeDecodeError, EOFError) as e:
@@ -191,7 +191,7 @@ def check_file(m: dict, folder: Path | None, f: dict, *, verify: bool = True) ->
     if not p.exists():
         return FileStatus(f["path"], missing)
     if not p.is_file():  # a folder where a file should be: never hashed, never "present"
-        return FileStatus(f["path"], "not a file", _not_a_file(p))
+        return FileStatus(f["path"], "not a file", not_a_file(p))
     if verify and f.get("sha256"):
         got = sha256_file(p)
         if got != f["sha256"]:
@@ -204,32 +204,29 @@ def check_file(m: dict, folder: Path | None, f: dict, *, verify: bool = True) ->
     return FileStatus(f["path"], "present" if f.get("sha256") else "present (no stable sha256)")
 
 
+#: ``{manifest name: check(manifest, verify) -> {"folder", "files", "state", "next_step"}}`` of the
+#: bundled / generated datasets whose source checks something (filled by
+#: :func:`semalign.data.registry.dataset`; the others are always ready).
+_BUNDLED_CHECKS: dict[str, Callable[[dict, bool], dict]] = {}
+
+
+def register_check(name: str, fn: Callable[[dict, bool], dict]) -> None:
+    """Let :func:`check` report on bundled / generated dataset ``name`` with ``fn``."""
+    _BUNDLED_CHECKS[name] = fn
+
+
 def check(name: str, path: str | os.PathLike | None = None, *, verify: bool = True) -> dict[str, Any]:
     """Status of dataset ``name``: ``{"name", "access", "folder", "files": [FileStatus], "state",
     "next_step"}``; state is ``ready``, ``missing``, ``incomplete`` or ``damaged``."""
     m = get_manifest(name)
     if m["access"] in ("bundled", "generated"):
-        state, nxt, folder, files = "ready", m.get("access_steps", "nothing to do").strip(), None, []
-        if m["name"] == "openi-reports-offline":
-            from semalign.data import openi
-
-            try:
-                rp = openi.reports_path()
-                folder = rp.parent
-                st = FileStatus(str(rp.name), "present")
-                if rp.exists() and not rp.is_file():
-                    st = FileStatus(rp.name, "not a file", _not_a_file(rp))
-                    state, nxt = "damaged", (f"{rp} must be the NLMCXR_reports.tgz file: point "
-                                             f"{openi.ENV_VAR} at the file, or unset it to use the "
-                                             f"torchxrayvision asset")
-                elif verify and sha256_file(rp) != openi.SHA256:
-                    st = FileStatus(rp.name, "checksum failed", "re-fetch: semalign assets fetch torchxrayvision")
-                    state, nxt = "damaged", "run `semalign assets fetch torchxrayvision` (the archive differs from the pinned one)"
-                files = [st]
-            except Exception as e:  # noqa: BLE001 — asset fetch errors carry their own advice
-                files, state, nxt = [FileStatus("NLMCXR_reports.tgz", "missing", str(e)[:200])], "missing", \
-                    "run `semalign assets fetch torchxrayvision`"
-        return {"name": name, "access": m["access"], "folder": folder, "files": files, "state": state, "next_step": nxt}
+        # nothing to download: ready, unless the dataset's source registered a check of its own
+        # (e.g. a file read in place from a registry asset, see register_check)
+        r = {"folder": None, "files": [], "state": "ready",
+             "next_step": m.get("access_steps", "nothing to do").strip()}
+        if name in _BUNDLED_CHECKS:
+            r.update(_BUNDLED_CHECKS[name](m, verify))
+        return {"name": name, "access": m["access"], **r}
     folder = locate(name, path)
     if folder is not None and folder.exists() and not folder.is_dir():
         # the configured copy is a file (e.g. the variable points at one of its CSVs)

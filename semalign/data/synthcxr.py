@@ -47,15 +47,11 @@ FINDINGS: tuple[str, ...] = (
     "edema",
 )
 
-#: The six VinDr-CXR findings of the paper (Sec. 4) and their SynthCXR finding.
-VINDR_FINDINGS: dict[str, str] = {
-    "aortic-enlargement": "aortic_enlargement",
-    "cardiomegaly": "cardiomegaly",
-    "lung-opacity": "lung_opacity",
-    "pleural-thickening": "pleural_thickening",
-    "pulmonary-fibrosis": "pulmonary_fibrosis",
-    "tuberculosis": "tuberculosis",
-}
+#: The generator's version: bump it when its pixels, reports or labels change (and record a new
+#: golden output, tests/test_synthcxr.py): it is part of every SynthCXR cache key, so the
+#: embeddings of the old images are never served for the new ones.
+#: 2: locations as drawn (labels, reports).
+SYNTHCXR_VERSION = 2
 
 #: Default prevalence of each finding (independent draws). About 35 % of images are normal.
 DEFAULT_PREVALENCE: dict[str, float] = {

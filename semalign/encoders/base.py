@@ -44,8 +44,15 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import yaml
 
-MODALITIES = ("text", "image")
-DOMAINS = ("general", "medical", "medical (stand-in)", "multimodal")
+from semalign.vocab import Domain, Modality
+
+#: The domain of the two towers of a CLIP-style model (the Fig. 4 baselines): neither general
+#: nor medical in Table 1's sense, so not a :class:`~semalign.vocab.Domain`.
+MULTIMODAL = "multimodal"
+#: The words a registry entry may use (exported for compatibility; parse with
+#: :func:`parse_modality` / :func:`parse_domain`).
+MODALITIES: tuple[str, ...] = tuple(m.value for m in Modality)
+DOMAINS: tuple[str, ...] = (*(d.value for d in Domain), MULTIMODAL)
 
 # Kinds implemented by this package's own modules: a user YAML may use them without `module:`.
 BUILTIN_KIND_MODULES = {
@@ -73,6 +80,27 @@ HOW_TO_ADD = (
 
 class EncoderError(SemalignError, RuntimeError):
     """An encoder cannot be found, loaded or used; the message says what to do."""
+
+
+def parse_modality(value: Any, where: str = "encoder") -> Modality:
+    """The :class:`~semalign.vocab.Modality` of a registry entry's ``modality:``, or one
+    EncoderError naming ``where`` and the words allowed."""
+    try:
+        return Modality.parse(value)
+    except ValueError as e:
+        raise EncoderError(f"{where}: {e}") from None
+
+
+def parse_domain(value: Any, where: str = "encoder") -> Domain | str:
+    """The :class:`~semalign.vocab.Domain` of a registry entry's ``domain:`` (or
+    :data:`MULTIMODAL`), or one EncoderError naming ``where`` and the words allowed."""
+    if value == MULTIMODAL:
+        return MULTIMODAL
+    try:
+        return Domain.parse(value)
+    except ValueError:
+        raise EncoderError(f"{where}: unknown domain {value!r}: use one of "
+                           f"{', '.join(map(repr, DOMAINS))}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,6 +157,9 @@ def register_encoder(name: str, spec: dict) -> None:
     check_encoder_name(name, registry=True, where=f"register_encoder({name!r}, spec): the name")
     if not isinstance(spec, dict) or "kind" not in spec:
         raise EncoderError(f"register_encoder({name!r}, spec): spec must be a dict with a 'kind' key")
+    for key, parse in (("modality", parse_modality), ("domain", parse_domain)):
+        if key in spec:
+            parse(spec[key], f"register_encoder({name!r}, spec)")
     s = dict(spec)
     s.setdefault("_source", "register_encoder()")
     _USER_SPECS[name] = s
@@ -198,6 +229,9 @@ def _read_registry_file(path: Path, origin: str = "encoder registry") -> dict[st
         if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
             raise EncoderError(f"{where}: entry {name!r} must be a mapping with a `kind:` (e.g. "
                                f"`kind: hf`), got {spec!r:.80}.{fix}")
+        for key, parse in (("modality", parse_modality), ("domain", parse_domain)):
+            if key in spec:
+                parse(spec[key], f"{where}: entry {name!r}")
         s = dict(spec)
         if module and "module" not in s:
             s["module"] = module
@@ -227,9 +261,9 @@ def list_encoders(modality: str | None = None, domain: str | None = None) -> lis
     """Registry names, sorted; optionally only one modality ("text"/"image") or domain."""
     out = []
     for name, s in encoder_specs().items():
-        if modality and s.get("modality") != modality:
+        if modality and parse_modality(s.get("modality", "text"), f"encoder {name!r}") != parse_modality(modality):
             continue
-        if domain and s.get("domain") != domain:
+        if domain and parse_domain(s.get("domain", "general"), f"encoder {name!r}") != parse_domain(domain):
             continue
         out.append(name)
     return sorted(out)
@@ -435,7 +469,8 @@ class Encoder:
     """Base class: subclasses implement :meth:`_embed_batch` (and usually override
     :meth:`fingerprint` to add what identifies their weights).
 
-    Attributes: ``name``, ``modality`` ("text" | "image"), ``domain`` (one of :data:`DOMAINS`),
+    Attributes: ``name``, ``modality`` (a :class:`~semalign.vocab.Modality`, equal to "text" or
+    "image"), ``domain`` (a :class:`~semalign.vocab.Domain` or :data:`MULTIMODAL`),
     ``dim`` (output width), ``device``, ``dtype`` (str), ``spec`` (the registry entry),
     ``batch_size`` (default batch size of :meth:`embed`).
     """
@@ -444,10 +479,8 @@ class Encoder:
 
     def __init__(self, name: str, modality: str, domain: str, dim: int, *, spec: dict | None = None,
                  device: str = "cpu", dtype: str = "float32", batch_size: int | None = None):
-        if modality not in MODALITIES:
-            raise EncoderError(f"encoder {name!r}: modality {modality!r} not in {MODALITIES}")
-        if domain not in DOMAINS:
-            raise EncoderError(f"encoder {name!r}: domain {domain!r} not in {DOMAINS}")
+        modality = parse_modality(modality, f"encoder {name!r}")
+        domain = parse_domain(domain, f"encoder {name!r}")
         check_encoder_name(name)  # names become cache folder names: no "..", no "../x"
         self.name, self.modality, self.domain, self.dim = name, modality, domain, int(dim)
         self.spec = dict(spec or {})
@@ -465,8 +498,8 @@ class Encoder:
         return cls(**args, spec=spec, device=device, dtype=spec.get("dtype", "float32"), **kwargs)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(name={self.name!r}, modality={self.modality!r}, "
-                f"domain={self.domain!r}, dim={self.dim}, device={self.device!r}, dtype={self.dtype!r})")
+        return (f"{type(self).__name__}(name={self.name!r}, modality={str(self.modality)!r}, "
+                f"domain={str(self.domain)!r}, dim={self.dim}, device={self.device!r}, dtype={self.dtype!r})")
 
     # -- to implement ----------------------------------------------------------------------
     def _embed_batch(self, batch: list) -> Any:

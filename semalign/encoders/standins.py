@@ -42,6 +42,7 @@ import numpy as np
 from semalign._io import atomic_write_bytes
 from semalign.encoders.base import Encoder, EncoderError, register_kind
 from semalign.paths import cache_dir
+from semalign.vocab import Domain
 
 FIT_VERSION = 1  # part of every fit's cache key: bump when a fitting recipe changes
 POOL_TASK = "openi-5class"  # the task whose training pool the text stand-ins are fitted on
@@ -101,7 +102,7 @@ def check_disjoint(encoder: Encoder, ids, what: str = "test") -> None:
     that does not say what it was fitted on cannot be checked and is refused."""
     fit_ids = getattr(encoder, "fit_ids", None)
     if fit_ids is None:
-        if "stand-in" in str(getattr(encoder, "domain", "")):
+        if getattr(encoder, "domain", None) == Domain.MEDICAL_STANDIN:
             raise FitOverlapError(
                 f"{encoder.name} is a stand-in but does not expose `fit_ids` (the ids it was fitted on), so "
                 f"it cannot be checked against the {what} samples; give its class a `fit_ids` frozenset.")
@@ -135,8 +136,7 @@ def openi_training_pool(seed: int = 0, **task_params: Any) -> tuple[list[str], l
     """Texts, MeSH heads and ids of every Open-i report outside the openi-5class test set
     (same sentence removal as the task, so the encoder sees the task's text distribution).
     ``seed`` / ``task_params``: the openi-5class recipe (default: the default recipe)."""
-    from semalign.data import openi
-    from semalign.data.tasks import get_task
+    from semalign.data import get_task, openi
 
     task = get_task(POOL_TASK, seed=seed, **task_params)
     df = openi.parse_reports()
@@ -303,7 +303,7 @@ _TEXT_BUILDERS = {"tfidf-mesh": build_tfidf_mesh, "tfidf-svd": build_tfidf_svd}
 def pool_params_of(task) -> dict:
     """The openi-5class recipe overrides that rebuild ``task`` (its ``recipe``), checked: the
     rebuilt task must have the same ``dataset_key``."""
-    from semalign.data.tasks import get_task
+    from semalign.data import get_task
 
     if getattr(task, "name", None) != POOL_TASK:
         raise EncoderError(f"the text stand-ins can only be fitted on the training pool of {POOL_TASK}, "
@@ -378,7 +378,7 @@ def _prep(images: list, size: int = CNN_INPUT) -> np.ndarray:
 
 
 def fit_synthcxr_cnn(n_train: int = 2000, epochs: int = 4, width: int = 12, seed: int = 0) -> dict[str, np.ndarray]:
-    from semalign.data.tasks import SYNTHCXR_VERSION
+    from semalign.data.synthcxr import SYNTHCXR_VERSION
 
     params = {"n_train": n_train, "epochs": epochs, "width": width, "seed": seed, "input": CNN_INPUT,
               "generator_version": SYNTHCXR_VERSION}

@@ -1,4 +1,4 @@
-"""semalign.tables on result frames built by hand, where Table 1 is known."""
+"""Table 1 (semalign.report.table1) on result frames built by hand, where the table is known."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from semalign.stitching import COLUMNS
-from semalign.tables import DOMAIN_PAIRS, PAPER_TABLE1, style_table1, table1
+from semalign.report import table1 as t1
+from semalign.report.table1 import DOMAIN_PAIRS, PAPER_TABLE1
+from semalign.report.table1 import aggregate as table1
 
 UB_TEXT = {"g1": 0.70, "g2": 0.80, "m1": 0.85, "m2": 0.81}  # Gen 0.75, Med 0.83
 DOM = {"g1": "general", "g2": "general", "m1": "medical", "m2": "medical (stand-in)", "v1": "general", "v2": "general", "w1": "medical"}
@@ -125,12 +127,73 @@ def table1_columns():
     return PAPER_TABLE1.columns
 
 
-def test_style_table1(results):
-    html = style_table1(table1(results)).to_html()
+def test_html_renders_our_table_beside_the_papers_in_one_colour_scheme(results):
+    html = t1.html(table1(results), PAPER_TABLE1, ours_label="ours (offline)")
+    assert html.index("paper") < html.index("ours (offline)"), "paper and ours are both labelled"
     assert "0.80 ± 0.01" in html  # Gen→Med text: 0.80, std 0.0082 rounds to 0.01
-    assert "▲7%" in html and "#1a7f37" in html  # +6.7 %: green
-    assert "▼10%" in html and "#cf222e" in html  # Med→Gen text −9.6 %: red
-    assert "▼1%" in html and "#6e7781" in html  # Med→Med text −1.2 %: grey
-    assert ">-<" in html  # Med→Med vision missing
-    paper = style_table1(PAPER_TABLE1).to_html()
-    assert "paper" in paper and "▲6%" in paper and "▼14%" in paper
+    assert "▲&nbsp;7%" in html and "#1a9641" in html  # +6.7 %: green
+    assert "▼&nbsp;10%" in html and "#d7191c" in html  # Med→Gen text −9.6 %: red
+    assert "▼&nbsp;1%" in html and "#888888" in html  # Med→Med text −1.2 %: grey
+    rows = {r["pair"]: r for r in t1._rows(table1(results))}
+    assert rows["Med→Med"]["vision"][1] == "–", "a pair without alignment rows shows a dash"
+    assert rows["Gen→Med"]["text"][2] == "0.83" and rows["Gen→Gen"]["text"][2] == "", "TUB on the first row only"
+    assert {"0.80 ± 0.01", "0.75", "0.83"} <= set(t1.paper_strings(PAPER_TABLE1))
+    assert "▲&nbsp;6%" in t1.html(PAPER_TABLE1, PAPER_TABLE1) and "▼&nbsp;14%" in t1.html(PAPER_TABLE1, PAPER_TABLE1)
+
+
+@pytest.mark.parametrize("pct, category", [(5.0, "gain"), (4.99, "≈"), (-4.99, "≈"), (-5.0, "loss"), (0.0, "≈")])
+def test_the_five_percent_rule(pct, category):
+    assert t1.change_category(pct) == category
+
+
+def test_table_reads_each_modality_at_its_own_largest_anchor_count(results):
+    r = results.assign(modality=results["task"].map({"report": "text", "rsna": "vision", "vindr-x": "vision"}))
+    r = r[~((r["modality"] == "vision") & (r["n_anchors"] == 100))]  # vision: only 10 anchors left
+    t = t1.table(r, method="ortho")
+    assert t.loc["Gen→Med", ("text", "mean")] == pytest.approx(0.80), "text at its 100 anchors"
+    assert t.loc["Gen→Med", ("vision", "mean")] == 0.0, "vision at its own largest count, 10"
+    with pytest.raises(ValueError, match="say which one"):
+        t1.table(r)  # ortho and linear rows: which one?
+    pd.testing.assert_frame_equal(t1.table(r[r.method != "linear"]), t)
+
+
+def test_long_form_and_numbers(results):
+    long = t1.long_form(PAPER_TABLE1)
+    row = long[(long.modality == "text") & (long.pair == "Gen→Med")].iloc[0]
+    assert (row.SUB, row.alignment, row.alignment_std, row.TUB, row.change_pct) == (0.75, 0.80, 0.01, 0.83, 6)
+    with pytest.raises(ValueError, match="modality, stat"):
+        t1.long_form(long)
+    k = t1.numbers(table1(results))
+    assert k["text_gen_med"] == pytest.approx(0.80) and k["text_gen_med_sub"] == pytest.approx(0.75)
+    assert k["text_gen_med_verdict"] == "a gain" and k["text_med_gen_verdict"] == "a loss"
+    assert np.isnan(k["vision_med_med"]) and k["vision_med_med_verdict"] == "–", "every key exists"
+    assert all(isinstance(v, (float, str)) and type(v) in (float, str) for v in k.values()), "plain types (glue)"
+
+
+def t1_with(modality: str, pair: str, change: float) -> pd.DataFrame:
+    """The paper's Table 1 with one alignment cell moved to a given % change against SUB."""
+    t = PAPER_TABLE1.copy()
+    sub = t.loc[pair, (modality, "SUB")]
+    t.loc[pair, (modality, "mean")] = sub * (1 + change / 100)
+    t.loc[pair, (modality, "change_pct")] = change
+    return t
+
+
+def test_reading_uses_the_papers_categories():
+    text = t1.reading(t1_with("vision", "Gen→Med", -16.0), PAPER_TABLE1)
+    assert "vision: ours -16 % against SUB (a loss), which differs from the paper's -2 % (within 5 %)" in text
+    same = t1.reading(PAPER_TABLE1, PAPER_TABLE1, standins=["s"])
+    assert "text: ours +6 % against SUB (a gain), which agrees with the paper's +6 % (a gain)" in same
+    assert "stand-ins fitted here (s)" in same
+
+
+def test_anchor_counts_are_described_per_modality():
+    assert t1.describe_anchor_counts({"text": [1000], "vision": [280]}) == "text 1000, vision 280"
+    assert t1.describe_anchor_counts({"text": [1000], "vision": []}) == "text 1000"
+
+
+def test_domains_come_from_the_vocabulary(results):
+    with pytest.raises(ValueError, match="source_domain: unknown domain"):
+        table1(results.assign(source_domain="clinical"))
+    with pytest.raises(ValueError, match="unknown modality"):
+        table1(results, modalities={"report": "audio", "rsna": "image", "vindr-x": "image"})
