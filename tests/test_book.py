@@ -212,10 +212,17 @@ def test_build_a_small_book(smoke, tmp_path):
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/generated/07_smoke\n")
     smoke.write_text(SMOKE + "\n# %%\nimport altair as alt\nfrom semalign.report import style\nstyle.setup()\n"
                      "alt.Chart(df).mark_point().encode(x='i', y='i')\n")
-    book.run_notebook(smoke, {"name": "m", "common": {}, "notebooks": {}}, None, root / "book" / "generated")
+    gen = root / "book" / "generated"
+    book.run_notebook(smoke, {"name": "m", "common": {}, "notebooks": {}}, None, gen)
+    # what a failed run leaves for inspection (it may hold a credentialed sample) is never published
+    shutil.copy(gen / "07_smoke.ipynb", gen / "08_broken.failed.ipynb")
+    (gen / "08_broken.failed-results").mkdir()
+    (gen / "08_broken.failed-results" / "notes.md").write_text("# FAILED-RUN-CANARY\n")
     index = book.build_book(root)
     page = (root / "_build" / "html" / "book" / "generated" / "07_smoke.html").read_text()
     assert index.is_file()
+    built = [p.name for p in (root / "_build" / "html").rglob("*")]
+    assert not [n for n in built if "08_broken" in n or n == "notes.html"], built
     assert "vega-bundle.js" in page and "altair-viz-" in page
     assert "THEBE_JS_URL" not in page
     assert (root / "_build" / "html" / "_static" / "vega-bundle.js").is_file()
