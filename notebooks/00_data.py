@@ -22,7 +22,7 @@
 # %% tags=["parameters"]
 profile = "offline"
 seed = 0
-task_params = {"synthcxr-*": {"n_train_per_class": 40, "n_test_per_class": 40, "n_pool": 200}}
+task_params = {"synthcxr-*": {"n_train_per_class": 100, "n_test_per_class": 100, "n_pool": 200}}
 text_task = "openi-5class"
 vision_tasks = ["synthcxr-pneumonia", "synthcxr-vindr-aortic-enlargement", "synthcxr-vindr-cardiomegaly",
                 "synthcxr-vindr-lung-opacity", "synthcxr-vindr-pleural-thickening",

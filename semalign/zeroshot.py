@@ -8,6 +8,10 @@ Three approaches, one scoring rule:
   text encoder's space by a :class:`semalign.align.Translator` fitted on image–report anchor
   pairs, ``T(I_i)``, and then scored against that text encoder's prompt embeddings.
 
+Beside them, a **supervised linear probe** (:func:`linear_probe`) of each vision encoder, trained
+on the task's labelled training images: not zero-shot, the ceiling a linear read-out of the same
+embeddings reaches with labels.
+
 Scoring. For an image embedding ``v`` (already in text space) and a class with prompt
 embeddings ``P = {p_1..p_m}``::
 
@@ -20,8 +24,12 @@ Sec. 3.2 says both settings need. In the unimodal method the anchors and the tes
 also L2-normalised before the Translator is fitted (``normalize=True``), so the translated
 image embeddings and the prompt embeddings come from rows of the same scale.
 
-The Fig. 4 grid, :func:`zeroshot_grid`, runs both over an :class:`EncodedZeroShot` (every task,
-vision encoder and anchor draw). This module works on arrays only (DESIGN: ``zeroshot`` never
+Uncertainty. Every result carries the DeLong standard error of its AUROC on its test set
+(:func:`semalign.stats.delong`, column ``auroc_se``): how much the number would move with another
+test set of the same size.
+
+The Fig. 4 grid, :func:`zeroshot_grid`, runs all three over an :class:`EncodedZeroShot` (every
+task, vision encoder and anchor draw). This module works on arrays only (DESIGN: ``zeroshot`` never
 loads a model or a data file): :func:`semalign.encoders.tasks.encode_zeroshot` embeds what the
 grid reads; the prompts are package data read by :func:`load_prompts`.
 """
@@ -42,7 +50,13 @@ import numpy as np
 from semalign.vocab import ZEROSHOT_FINDINGS
 
 AVERAGES = ("scores", "embeddings")
-APPROACHES = ("clip", "medclip", "unimodal")
+#: "clip" / "medclip": the paper's baselines; "synthclip": the offline MedCLIP-like stand-in
+#: (:mod:`semalign.encoders.synthclip`); "probe": the supervised linear-probe ceiling.
+APPROACHES = ("clip", "medclip", "synthclip", "unimodal", "probe")
+BASELINES = ("clip", "medclip", "synthclip")
+#: Inverse L2 strength of :func:`linear_probe` on standardised features: scikit-learn's default,
+#: fixed (never tuned on a test set).
+PROBE_C = 1.0
 RESULT_COLUMNS = ("task", "approach", "vision_encoder", "text_encoder", "domain", "auroc")
 
 # The findings of Fig. 4 (the prompt file's keys): pneumonia in the RSNA role, then the six
@@ -322,7 +336,8 @@ class ZeroShotResult:
     ``auroc``: float; ``scores`` (n,): positive minus negative similarity; ``pos_scores`` /
     ``neg_scores`` (n,); ``translator``: the fitted Translator (unimodal method only);
     ``image_text_emb`` (n, d_text): the image embeddings in text space (translated for the
-    unimodal method, as given for the standard one).
+    unimodal method, as given for the standard one); ``auroc_se``: DeLong standard error of
+    ``auroc`` on this test set (:func:`semalign.stats.delong`).
     """
 
     auroc: float
@@ -332,6 +347,7 @@ class ZeroShotResult:
     average: str
     translator: Any = None
     image_text_emb: np.ndarray | None = None
+    auroc_se: float = float("nan")
 
     def row(self, task: str, approach: str, vision_encoder: str, text_encoder: str,
             domain: str) -> dict:
@@ -344,8 +360,16 @@ def _evaluate(v_text: np.ndarray, y: Any, pos: Any, neg: Any, average: str,
     ps = class_scores(v_text, pos, average)
     ns = class_scores(v_text, neg, average)
     s = ps - ns
-    return ZeroShotResult(auroc=auroc(y, s), scores=s, pos_scores=ps, neg_scores=ns,
-                          average=average, translator=translator, image_text_emb=v_text)
+    return ZeroShotResult(auroc=auroc(y, s), scores=s, pos_scores=ps, neg_scores=ns, average=average,
+                          translator=translator, image_text_emb=v_text, auroc_se=auroc_se(y, s))
+
+
+def auroc_se(y: Any, scores: Any) -> float:
+    """DeLong standard error of the AUROC of ``scores`` (n,) against binary labels ``y`` (n,)."""
+    from semalign.stats import delong
+
+    s = np.asarray(scores, dtype=np.float64)
+    return delong(_binary_labels(y, len(s)), s)[1]
 
 
 def standard_zeroshot(image_emb: Any, y: Any, pos_prompt_emb: Any, neg_prompt_emb: Any,
@@ -395,13 +419,52 @@ def unimodal_zeroshot(image_test_emb: Any, y_test: Any, anchor_image_emb: Any,
     return _evaluate(v_text, y_test, pos, neg_prompt_emb, average, translator=t)
 
 
+@dataclass
+class ProbeResult:
+    """What :func:`linear_probe` returns: ``auroc`` and its DeLong ``auroc_se`` on the test set,
+    ``scores`` (n_test,) the classifier's decision values, ``model`` the fitted scikit-learn pipeline."""
+
+    auroc: float
+    auroc_se: float
+    scores: np.ndarray
+    model: Any = None
+
+
+def linear_probe(train_emb: Any, y_train: Any, test_emb: Any, y_test: Any, C: float = PROBE_C) -> ProbeResult:
+    """The supervised ceiling of a vision encoder on a binary task: a linear classifier on its
+    embeddings, trained on the task's labelled training images, scored on its test images.
+
+    Rows are L2-normalised (as the zero-shot scoring compares them), then standardised with the
+    training rows' mean and standard deviation, then an L2-regularised logistic regression
+    (L-BFGS, ``C`` = :data:`PROBE_C`, scikit-learn's default) is fitted — the linear probe of
+    CLIP's evaluation, with its regularisation fixed instead of tuned on a validation split (the
+    offline tasks have none to spare). Logistic regression rather than a linear SVM: its
+    decision values rank test images by a calibrated log-odds and its solution is unique.
+    ``train_emb`` (n_train, d), ``y_train`` (n_train,) 0/1; ``test_emb`` (n_test, d), ``y_test``
+    (n_test,) 0/1.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    xtr, xte = l2_normalize(_as_2d(train_emb, "train_emb")), l2_normalize(_as_2d(test_emb, "test_emb"))
+    if xtr.shape[1] != xte.shape[1]:
+        raise ValueError(f"train_emb has dim {xtr.shape[1]} but test_emb has dim {xte.shape[1]}: both must come "
+                         f"from the same vision encoder")
+    ytr = _binary_labels(y_train, len(xtr))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=float(C), max_iter=5000))
+    model.fit(xtr, ytr)
+    s = model.decision_function(xte)
+    return ProbeResult(auroc=auroc(y_test, s), auroc_se=auroc_se(y_test, s), scores=s, model=model)
+
+
 # --------------------------------------------------------------------------------------------
 # tidy results for Fig. 4
 # --------------------------------------------------------------------------------------------
 def result_row(task: str, approach: str, vision_encoder: str, text_encoder: str, domain: str,
                auroc: float) -> dict:
     """One row of the Fig. 4 frame: ``approach`` in :data:`APPROACHES` ("clip", "medclip",
-    "unimodal"); ``domain`` is the vision encoder's ("general", "medical", ...)."""
+    "synthclip", "unimodal", "probe"); ``domain`` is the vision encoder's ("general", "medical", ...)."""
     if approach not in APPROACHES:
         raise ValueError(f"approach={approach!r}: use one of {APPROACHES}")
     a = float(auroc)
@@ -444,7 +507,9 @@ class ZeroShotTask:
 
     ``y`` (n,) 0/1 (1 = finding present); ``images``: ``{vision encoder: (n, d_v)}`` test images;
     ``pos`` / ``neg`` (m, d_t): the task's prompts by the text encoder; ``baselines``:
-    ``{approach: (images (n, d), pos (m, d), neg (m, d))}`` in that multimodal model's own space.
+    ``{approach: (images (n, d), pos (m, d), neg (m, d))}`` in that multimodal model's own space;
+    ``train_images``: ``{vision encoder: (n_train, d_v)}`` the task's labelled training images and
+    ``y_train`` (n_train,) 0/1 their labels, for the linear probe (empty: no probe).
     """
 
     name: str
@@ -453,6 +518,8 @@ class ZeroShotTask:
     pos: np.ndarray
     neg: np.ndarray
     baselines: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    train_images: dict[str, np.ndarray] = field(default_factory=dict)
+    y_train: np.ndarray | None = None
 
 
 @dataclass
@@ -507,17 +574,21 @@ def anchor_draws(pair_pool: int, n_pairs: int, runs: int, seed: int = 0) -> list
 def zeroshot_grid(encoded: EncodedZeroShot, *, n_pairs: int, runs: int = 1, method: str = "ortho",
                   seed: int = 0):
     """Fig. 4 on embeddings: the paper's unimodal zero-shot for every (task, vision encoder, run),
-    then each baseline's standard zero-shot once per task.
+    the supervised linear probe of every vision encoder whose training images were embedded, then
+    each baseline's standard zero-shot, once per task.
 
     Run r fits ``method`` on the pairs of :func:`anchor_draws` (Translator seed ``seed + r``)
     and scores the task's test images against its prompts (:func:`unimodal_zeroshot`).
-    Returns the frame of :func:`tidy_results` plus ``run`` (0 for baselines, which use no
-    anchors), ``n_pos``, ``n_neg`` (test class counts, for the chance level) and
-    ``supervised_on`` (what a label-trained vision encoder was trained on, else "").
+    Returns the frame of :func:`tidy_results` plus ``auroc_se`` (DeLong standard error of that
+    row's AUROC on its test set), ``run`` (0 for the probe and baselines, which use no anchors),
+    ``n_pos``, ``n_neg`` (test class counts, for the chance level) and ``supervised_on`` (what a
+    label-trained vision encoder was trained on, else ""; the probe's own labels are said by its
+    approach).
     """
     draws = anchor_draws(encoded.pair_pool, n_pairs, runs, seed)
     rows, extra = [], []
-    for t in encoded.tasks:
+    from semalign.progress import track  # the terminal of semalign book, never the page
+    for t in track(encoded.tasks, f"zero-shot {method}", disable=True):
         n_pos = int(np.sum(t.y == 1))
         counts = (n_pos, len(t.y) - n_pos)
         for name, test_e in t.images.items():
@@ -525,14 +596,18 @@ def zeroshot_grid(encoded: EncodedZeroShot, *, n_pairs: int, runs: int = 1, meth
                 r = unimodal_zeroshot(test_e, t.y, encoded.anchor_images[name][a], encoded.anchor_text[a],
                                       t.pos, t.neg, method=method, seed=seed + run)
                 rows.append(r.row(t.name, "unimodal", name, encoded.text_encoder, encoded.domains[name]))
-                extra.append((run, *counts))
+                extra.append((r.auroc_se, run, *counts))
+            if name in t.train_images:
+                p = linear_probe(t.train_images[name], t.y_train, test_e, t.y)
+                rows.append(result_row(t.name, "probe", name, "", encoded.domains[name], p.auroc))
+                extra.append((p.auroc_se, 0, *counts))
         for approach, b in encoded.baselines.items():
             images, pos, neg = t.baselines[approach]
             r = standard_zeroshot(images, t.y, pos, neg)
             rows.append(r.row(t.name, approach, b.image_encoder, b.text_encoder, b.domain))
-            extra.append((0, *counts))
+            extra.append((r.auroc_se, 0, *counts))
     out = tidy_results(rows)
-    out["run"], out["n_pos"], out["n_neg"] = ([e[k] for e in extra] for k in range(3))
+    out["auroc_se"], out["run"], out["n_pos"], out["n_neg"] = ([e[k] for e in extra] for k in range(4))
     out["supervised_on"] = [encoded.supervised_on.get(v, "") if a == "unimodal" else ""
                             for v, a in zip(out["vision_encoder"], out["approach"])]
     return out

@@ -36,4 +36,4 @@ def test_profiles_table_reads_the_profile_files():
     t = data_overview.profiles_table()
     assert list(t.index) == list(PROFILES)
     assert t.loc["offline", "text task"] == load_profile("offline")["common"]["text_task"]
-    assert t.loc["offline", "baselines"] == "none" and "clip" in t.loc["paper", "baselines"]
+    assert t.loc["offline", "baselines"] == "synthclip" and "clip" in t.loc["paper", "baselines"]

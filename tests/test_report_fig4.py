@@ -105,7 +105,8 @@ def test_bars_average_runs_and_name_the_approach():
     m = res[(res.task == "task0") & (res.vision_encoder == "v1")]["auroc"].mean()
     assert bars[(bars.task == "task0") & (bars.model == "v1 (general)")]["auroc"].item() == pytest.approx(m)
     assert set(bars["kind"]) == {"ours (unimodal + alignment)", "CLIP"}
-    assert "CLIP on" in fig4.reading(res) and "2 anchor draws" in fig4.reading(res)
+    assert "CLIP (mean AUROC" in fig4.reading(res) and "2 anchor draws" in fig4.reading(res)
+    assert "auroc_se" in bars.columns and (bars["auroc_se"] > 0).all()
 
 
 def _bar_heights(chart) -> dict[tuple[str, str], float]:
@@ -172,9 +173,122 @@ def test_compute_runs_draws_and_a_clip_baseline(tiny_clip, monkeypatch):
     assert info["runs"] == 2 and info["pair_pool"] == 32 and info["n_pairs"] == 24
     assert info["encoded"].tasks[0].images["mobilenet-v2"].shape == (20, 1280)
     f4 = fig4.frame(res)
-    assert len(f4) == 4 and "auroc_std" in f4.columns, "one bar per (task, model), runs averaged"
-    assert "CLIP on" in fig4.reading(res) and "2 anchor draws" in fig4.reading(res)
+    assert len(f4[f4.kind != fig4.PROBE]) == 4 and "auroc_std" in f4.columns, "one bar per (task, model), runs averaged"
+    assert len(f4[f4.kind == fig4.PROBE]) == 2 and (res["auroc_se"] > 0).all(), "a probe per (task, encoder); SEs"
+    assert "CLIP (mean AUROC" in fig4.reading(res) and "2 anchor draws" in fig4.reading(res)
     with pytest.raises(ValueError, match="same anchors"):
         fig4.compute(tasks, ["mobilenet-v2"], "wordllama-256", pairs="synthcxr-pairs", n_pairs=24,
                      runs=2, device="cpu", task_params=tp)
 
+
+
+# ------------------------------------- probe ceiling, baselines and standard errors -----------
+def _with_probe(rng, n_tasks=2, pool=40, n=16, n_train=20) -> EncodedZeroShot:
+    e = _encoded(rng, n_tasks, pool, n)
+    for t in e.tasks:
+        t.y_train = np.r_[[1] * (n_train // 2), [0] * (n_train // 2)]
+        t.train_images = {"v1": rng.normal(size=(n_train, 6)), "v2": rng.normal(size=(n_train, 5))}
+    return e
+
+
+def test_grid_adds_a_probe_per_encoder_and_a_standard_error_per_row():
+    from semalign.stats import delong
+    from semalign.zeroshot import linear_probe
+
+    e = _with_probe(np.random.default_rng(1))
+    res = zeroshot_grid(e, n_pairs=30, runs=2, seed=0)
+    probe = res[res.approach == "probe"]
+    assert len(probe) == 2 * 2 and set(probe["run"]) == {0}, "one probe per (task, encoder), no anchors"
+    t = e.tasks[0]
+    p = linear_probe(t.train_images["v2"], t.y_train, t.images["v2"], t.y)
+    row = probe[(probe.task == "task0") & (probe.vision_encoder == "v2")]
+    assert row["auroc"].item() == pytest.approx(p.auroc) and row["auroc_se"].item() == pytest.approx(p.auroc_se)
+    assert (res["auroc_se"] > 0).all(), "every row carries its test-set standard error"
+    clip = res[(res.approach == "clip") & (res.task == "task1")]
+    b = e.tasks[1].baselines["clip"]
+    assert clip["auroc_se"].item() == pytest.approx(delong(e.tasks[1].y, standard_zeroshot(b[0], e.tasks[1].y, b[1], b[2]).scores)[1])
+    assert (res.approach == "probe").sum() == 4 and not (zeroshot_grid(_encoded(np.random.default_rng(1)), n_pairs=30)
+                                                         .approach == "probe").any(), "no training images: no probe"
+
+
+def test_bar_standard_error_combines_test_set_and_anchor_draw_error():
+    r = pd.DataFrame({"task": "t", "approach": ["unimodal"] * 3 + ["synthclip"], "vision_encoder": ["m"] * 3 + ["b"],
+                      "text_encoder": "x", "domain": "general", "auroc": [0.6, 0.7, 0.8, 0.65],
+                      "auroc_se": [0.03, 0.04, 0.05, 0.045], "run": [0, 1, 2, 0], "n_pos": 50, "n_neg": 50})
+    m = fig4.means(r).set_index("approach")
+    want = np.sqrt(np.mean([0.03 ** 2, 0.04 ** 2, 0.05 ** 2]) + 0.1 ** 2 / 3)
+    assert m.loc["unimodal", "auroc_se"] == pytest.approx(want) and m.loc["unimodal", "auroc_std"] == pytest.approx(0.1)
+    assert m.loc["synthclip", "auroc_se"] == pytest.approx(0.045), "one run: its DeLong error"
+    from semalign.stats import auroc_se_hanley
+
+    old = fig4.means(r.drop(columns="auroc_se")).set_index("approach")
+    assert old.loc["synthclip", "auroc_se"] == pytest.approx(auroc_se_hanley(0.65, 50, 50)), "older CSV: Hanley-McNeil"
+    bars = fig4.frame(r)
+    assert {"auroc_se", "auroc_std"} <= set(bars.columns)
+    assert "± 0.045" in fig4.table(r).loc[(fig4.APPROACH_LABELS["synthclip"], fig4.APPROACH_LABELS["synthclip"]), "t"]
+
+
+def test_compare_needs_two_standard_errors_of_the_difference():
+    assert fig4.compare(0.80, 0.03, 0.70, 0.03) == "better"     # 0.10 > 2 x 0.042
+    assert fig4.compare(0.75, 0.03, 0.70, 0.03) == "within noise"
+    assert fig4.compare(0.60, 0.03, 0.70, 0.03) == "worse"
+    assert fig4.compare(0.71, np.nan, 0.70, np.nan) == "better", "no errors: the sign alone"
+
+
+def _zs_frame():
+    """Two tasks x two encoders (one label-trained), three runs each, a MedCLIP-like baseline and probes."""
+    rows = []
+    for task, (ours_g, ours_m, base, pg, pm) in {"p": (0.80, 0.9, 0.60, 0.95, 0.97),
+                                                 "q": (0.62, 0.9, 0.63, 0.70, 0.97)}.items():
+        for enc, dom, a in (("gen", "general", ours_g), ("med", "medical (stand-in)", ours_m)):
+            for run in range(3):
+                rows.append(dict(task=task, approach="unimodal", vision_encoder=enc, domain=dom, auroc=a + 0.001 * run,
+                                 run=run, supervised_on="labels" if enc == "med" else ""))
+            rows.append(dict(task=task, approach="probe", vision_encoder=enc, domain=dom, auroc=pg if enc == "gen" else pm,
+                             run=0, supervised_on=""))
+        rows.append(dict(task=task, approach="synthclip", vision_encoder="synthclip-image", domain="medical (stand-in)",
+                         auroc=base, run=0, supervised_on=""))
+    return pd.DataFrame(rows).assign(text_encoder="x", n_pos=100, n_neg=100, auroc_se=0.03)
+
+
+def test_reading_counts_wins_against_the_baseline_and_the_gap_to_the_probe():
+    r = _zs_frame()
+    k = fig4.numbers(r)
+    assert (k["synthclip_better"], k["synthclip_tie"], k["synthclip_worse"], k["synthclip_pairs"]) == (1, 1, 0, 2), (
+        "the label-trained encoder is left out; task p: 0.80 vs 0.60 is beyond 2 SE, task q is not")
+    assert k["synthclip_mean"] == pytest.approx(0.615) and k["synthclip_mean_se"] == pytest.approx(0.03 / np.sqrt(2))
+    assert k["probe_pairs"] == 4 and k["probe_below"] == 1 and k["probe_above"] == 0, (
+        "only gen on p (0.80 vs 0.95) is beyond 2 x 0.042; 0.62 vs 0.70 and 0.90 vs 0.97 are within noise")
+    assert k["probe_gap"] == pytest.approx(np.mean([0.15, 0.08, 0.07, 0.07]), abs=2e-3)
+    assert k["se_median"] > 0
+    text = fig4.reading(r)
+    assert "MedCLIP-like (stand-in, trained here)" in text and "`gen` better on 1, within noise on 1, worse on 0" in text
+    assert "linear probe" in text and "ceiling" in text and "Caution" in text and "left out" in text
+
+
+def test_chart_draws_probe_ticks_over_their_bars_and_standard_error_bars():
+    bars = fig4.frame(_zs_frame())
+    spec = fig4.chart(bars).to_dict()
+    layers = {layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"]: layer for layer in spec["layer"]}
+    assert "tick" in layers, "the probe ceiling is drawn as ticks"
+    err = [layer for layer in spec["layer"] if layer["mark"]["type"] == "rule" and "y2" in layer.get("encoding", {})]
+    assert err, "standard-error bars"
+    titles = [t.get("title") for t in layers["bar"]["encoding"]["tooltip"] if isinstance(t, dict)]
+    assert "standard error" in titles and "std over anchor draws" in titles
+    vlc = pytest.importorskip("vl_convert")
+    import re
+
+    svg = vlc.vegalite_to_svg(fig4.chart(bars).to_json())
+    bar_x = {}
+    for label, d in re.findall(r'<path aria-label="([^"]*)"[^>]*aria-roledescription="bar" d="([^"]*)"', svg):
+        f = dict(kv.split(": ", 1) for kv in label.split("; "))
+        x0, w = map(float, re.match(r"M(-?[0-9.e]+),-?[0-9.e]+h(-?[0-9.e]+)", d).groups())
+        bar_x[(f["task"], f["model"])] = x0 + w / 2
+    ticks = re.findall(r'<path aria-label="([^"]*)"[^>]*aria-roledescription="tick" d="([^"]*)"', svg)
+    assert len(bar_x) == 6 and len(ticks) == 4, "bars: 2 tasks x (2 encoders + baseline); ticks: 2 x 2 probes"
+    for label, d in ticks:
+        f = dict(kv.split(": ", 1) for kv in label.split("; "))
+        x0, w = map(float, re.match(r"M(-?[0-9.e]+),-?[0-9.e]+h(-?[0-9.e]+)", d).groups())
+        assert x0 + w / 2 == pytest.approx(bar_x[(f["task"], f["model"])], abs=0.5), "a tick sits over its encoder's bar"
+    with pytest.raises(ValueError, match="over its encoder's bar"):
+        fig4.chart(pd.concat([bars, bars[bars.kind == fig4.PROBE].head(1).assign(model="nobody")]))

@@ -197,3 +197,108 @@ def test_domains_come_from_the_vocabulary(results):
         table1(results.assign(source_domain="clinical"))
     with pytest.raises(ValueError, match="unknown modality"):
         table1(results, modalities={"report": "audio", "rsna": "image", "vindr-x": "image"})
+
+
+# --------------------------------------------------------------------------- standard errors (issue 11)
+from semalign.stats import auroc_se_hanley, macro_auroc_se_hanley, se_of_mean  # noqa: E402
+
+TEXT_CLASSES = ["a", "b", "c", "d", "e"]
+
+
+def with_se(results, scale=1):
+    """The fixture's results with each task's test-set SE, as table1.compute adds it: text 5
+    classes x 20 test reports, rsna 50 + 50, vindr-x 30 + 30 test images (times ``scale``)."""
+    labels = {"report": (np.repeat(TEXT_CLASSES, 20 * scale), TEXT_CLASSES),
+              "rsna": (np.repeat([0, 1], 50 * scale), [0, 1]), "vindr-x": (np.repeat([0, 1], 30 * scale), [0, 1])}
+    parts = [t1.with_test_se(results[results.task == k], y, c) for k, (y, c) in labels.items()]
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs = dict(results.attrs)
+    return out
+
+
+def test_every_row_gets_the_hanley_se_of_its_test_set(results):
+    r = with_se(results)
+    assert {"n_test", "auroc_se"} <= set(r.columns) and r["auroc_se"].notna().all()
+    text = r[r.task == "report"].iloc[0]
+    assert text.n_test == 100 and text.auroc_se == pytest.approx(macro_auroc_se_hanley(text.auroc, [20] * 5))
+    rsna = r[r.task == "rsna"].iloc[0]
+    assert rsna.n_test == 100 and rsna.auroc_se == pytest.approx(auroc_se_hanley(rsna.auroc, 50, 50))
+    big = with_se(results, scale=4)
+    inner = r["auroc"].between(0.01, 0.99)  # an AUROC of 0 or 1 has SE 0 at any size
+    assert (big["auroc_se"][inner] < 0.6 * r["auroc_se"][inner]).all(), "four times the test set: about half the SE"
+
+
+def test_table1_cells_carry_their_standard_errors(results):
+    v = table1(with_se(results))["vision"]
+    h = auroc_se_hanley
+    # Gen→Med: rsna rows all 0.70 on 50 + 50, vindr rows 0.60 on 30 + 30; tasks independent
+    assert v.loc["Gen→Med", "mean_se"] == pytest.approx(se_of_mean([h(0.70, 50, 50), h(0.60, 30, 30)]))
+    # SUB Gen: per task the mean of its general encoders' SEs (one test set), then over tasks
+    sub_se = se_of_mean([np.mean([h(0.70, 50, 50), h(0.72, 50, 50)]), np.mean([h(0.60, 30, 30), h(0.64, 30, 30)])])
+    assert v.loc["Gen→Med", "SUB_se"] == pytest.approx(sub_se)
+    assert v.loc["Gen→Med", "TUB_se"] == pytest.approx(se_of_mean([h(0.80, 50, 50), h(0.90, 30, 30)]))
+    assert v.loc["Gen→Med", "diff_se"] == pytest.approx(np.hypot(v.loc["Gen→Med", "mean_se"], sub_se))
+    assert v.loc["Med→Med"].isna().all()
+    assert table1(results)["vision"][["mean_se", "SUB_se", "diff_se"]].isna().all().all(), "no auroc_se: no SE"
+    small, big = table1(with_se(results)), table1(with_se(results, scale=4))
+    assert (big.xs("mean_se", axis=1, level=1).dropna() < small.xs("mean_se", axis=1, level=1).dropna()).all().all()
+    assert PAPER_TABLE1.xs("mean_se", axis=1, level=1).isna().all().all(), "the paper gives no SE"
+
+
+def test_numbers_and_reading_say_whether_a_change_is_beyond_2_se(results):
+    for scale in (1, 100):
+        t = table1(with_se(results, scale=scale))
+        k = t1.numbers(t)
+        assert all(type(v) in (float, str) for v in k.values()), "plain types (glue)"
+        for m, pair in itertools.product(("text", "vision"), ("gen_med", "gen_gen", "med_gen")):
+            key = f"{m}_{pair}"
+            assert k[f"{key}_diff"] == pytest.approx(k[key] - k[f"{key}_sub"])
+            assert k[f"{key}_diff_z"] == pytest.approx(k[f"{key}_diff"] / k[f"{key}_diff_se"])
+            beyond = abs(k[f"{key}_diff"]) >= 2 * k[f"{key}_diff_se"]
+            assert k[f"{key}_noise"] == ("beyond 2 SE" if beyond else "within 2 SE"), key
+    assert t1.numbers(table1(with_se(results)))["text_gen_med_noise"] == "within 2 SE"  # +0.05, SE of the difference 0.041
+    assert k["text_gen_med_noise"] == "beyond 2 SE", "the same +0.05 on 100 times the test set"
+    assert k["vision_med_med_noise"] == "–" and t1.numbers(PAPER_TABLE1)["text_gen_med_noise"] == "–"
+    text = t1.reading(t, PAPER_TABLE1)
+    assert "text: ours +7 % against SUB (a gain), which agrees with the paper's +6 % (a gain), a difference of " \
+           "+0.050 AUROC" in text and "SE of the difference" in text and "beyond 2 SE" in text
+    assert "SE" not in t1.reading(PAPER_TABLE1, PAPER_TABLE1), "no SE, no SE sentence"
+
+
+def test_html_shows_the_se_labelled_apart_from_the_std(results):
+    ours = table1(with_se(results))
+    page = t1.html(ours, PAPER_TABLE1)
+    paper_part, ours_part = page.split("semalign-ours")
+    se = ours.loc["Gen→Med", ("vision", "mean_se")]
+    assert f"SE&nbsp;{se:.3f}" in ours_part and "0.65 ± 0.05" in ours_part
+    assert "SE&nbsp;" not in paper_part and "standard error" not in paper_part
+    assert "standard deviation over encoder pairs" in ours_part and "standard error" in ours_part
+    assert t1.paper_strings(PAPER_TABLE1) == t1.paper_strings(), "the paper's cells unchanged"
+    assert "0.80 ± 0.01" in t1.paper_strings(PAPER_TABLE1)
+
+
+def test_compute_adds_test_counts_and_se(monkeypatch):
+    from semalign.encoders import tasks as glue
+    from semalign.stitching import EncodedTask, Embeddings
+
+    rng = np.random.default_rng(0)
+
+    def fake(name, encs, **kw):
+        classes = TEXT_CLASSES if name == "txt" else [0, 1]
+        n_te = 50 if name == "txt" else 24 if name == "img-a" else 40
+        y_tr, y_te = np.resize(classes, 60), np.resize(classes, n_te)
+        emb = {e: Embeddings(rng.normal(size=(60, 4)) + np.searchsorted(classes, y_tr)[:, None],
+                             rng.normal(size=(n_te, 4)) + np.searchsorted(classes, y_te)[:, None],
+                             rng.normal(size=(30, 4))) for e in encs}
+        return EncodedTask(name, "text" if name == "txt" else "image", emb,
+                           {e: "general" if e.startswith("g") else "medical" for e in encs}, y_tr, y_te, classes)
+
+    monkeypatch.setattr(glue, "encode_task", fake)
+    res, info = t1.compute("txt", ["g1", "m1"], ["img-a", "img-b"], ["g2", "m2"], n_anchors=20, runs=2, device="cpu")
+    assert res.groupby("task")["n_test"].first().to_dict() == {"txt": 50, "img-a": 24, "img-b": 40}
+    a = res[res.task == "img-a"]
+    np.testing.assert_allclose(a["auroc_se"], [auroc_se_hanley(x, 12, 12) for x in a["auroc"]])
+    txt = res[res.task == "txt"]
+    np.testing.assert_allclose(txt["auroc_se"], [macro_auroc_se_hanley(x, [10] * 5) for x in txt["auroc"]])
+    t = t1.table(res, method="ortho")
+    assert t.xs("mean_se", axis=1, level=1).loc[["Gen→Med", "Med→Gen"]].notna().all().all()

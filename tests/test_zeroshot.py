@@ -324,3 +324,34 @@ def test_paper_method_on_synthcxr_pneumonia_beats_chance(vision):
     sd0 = math.sqrt((n1 + n0 + 1) / (12 * n1 * n0))
     print(f"{vision}: AUROC {res.auroc:.3f} (chance 0.5, null sd {sd0:.3f})")
     assert res.auroc > 0.5 + 3 * sd0, res.auroc
+
+
+# ------------------------------------------------------------------ linear probe, errors ------
+def test_linear_probe_separates_separable_embeddings_and_not_noise():
+    from semalign.zeroshot import linear_probe
+
+    rng = np.random.default_rng(12)
+    d, n = 32, 60
+    centre = rng.normal(size=d)
+    y_tr, y_te = np.r_[np.ones(n, int), np.zeros(n, int)], np.r_[np.ones(n, int), np.zeros(n, int)]
+    world = lambda y: np.where(y[:, None] == 1, centre, -centre) + 0.3 * rng.normal(size=(len(y), d))  # noqa: E731
+    good = linear_probe(world(y_tr), y_tr, world(y_te), y_te)
+    assert good.auroc > 0.99 and 0 <= good.auroc_se < 0.02 and good.scores.shape == (2 * n,)
+    # labels unrelated to the embeddings: chance, within 3 null sd (seeded, so deterministic)
+    noise = linear_probe(rng.normal(size=(2 * n, d)), y_tr, rng.normal(size=(2 * n, d)), y_te)
+    assert abs(noise.auroc - 0.5) < 3 * chance_sd(n, n), noise.auroc
+    assert noise.auroc_se > good.auroc_se, "an AUROC near 1 is known more precisely than one near 0.5"
+    with pytest.raises(ValueError, match="same vision encoder"):
+        linear_probe(world(y_tr), y_tr, world(y_te)[:, :5], y_te)
+    with pytest.raises(ValueError, match="one class only"):
+        linear_probe(world(y_tr), np.ones(2 * n, int), world(y_te), y_te)
+
+
+def test_zeroshot_results_carry_their_delong_standard_error():
+    from semalign.stats import delong
+
+    rng = np.random.default_rng(13)
+    x, y, pos, neg = _class_world(rng, n_per_class=20, noise=12.0)  # noisy: AUROC well below 1
+    res = standard_zeroshot(x, y, pos, neg)
+    auc, se = delong(y, res.scores)
+    assert res.auroc < 0.95 and res.auroc == pytest.approx(auc) and res.auroc_se == pytest.approx(se) and se > 0

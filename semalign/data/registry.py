@@ -71,7 +71,10 @@ class Task:
     False for data under a credentialed access (the manifest's ``access``). ``shared_pool_keys``:
     ``{id family: cache key}`` for anchor rows generated once and shared by several tasks (a
     family is an id without its trailing digits, e.g. ``"synthpool-3-"``); other rows are keyed
-    by ``dataset_key``.
+    by ``dataset_key``. ``shared_pools``: ``{id family: DataFrame id, input}``, every row of a
+    shared family when the task holds only some of them (the SynthCXR tasks each draw their test
+    and train rows from one shared pool): the whole family is embedded, under its shared key, and
+    the task's rows are picked from it, so every task hits one cache entry.
     """
 
     name: str
@@ -88,6 +91,7 @@ class Task:
     positive: Any | None = None
     publishable: bool = False
     shared_pool_keys: dict[str, str] = field(default_factory=dict)
+    shared_pools: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.modality = Modality.parse(self.modality)

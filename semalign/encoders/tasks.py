@@ -69,21 +69,60 @@ def _family(sample_id: str) -> str:
 
 def _group_key(family: str, task) -> str:
     """Cache key of a group of rows: a pool several tasks share (``task.shared_pool_keys``, e.g.
-    the SynthCXR anchor pool) has one key across them and is embedded once; everything else
-    uses the task's key."""
+    the SynthCXR test, train and anchor pools) has one key across them and is embedded once;
+    everything else uses the task's key."""
     return task.shared_pool_keys.get(family, task.dataset_key)
+
+
+def _same_input(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b))
+    return a == b
+
+
+def _pool_rows(task, family: str, ids: list[str], inputs: list) -> tuple[list[str], list, list[int]]:
+    """A shared family's every row (``task.shared_pools[family]``: ids, inputs) and where each
+    of the requested ``ids`` is in it. The requested inputs must be the pool's own."""
+    from semalign.data import DataError
+
+    pool = task.shared_pools[family]
+    pids = [str(i) for i in pool["id"]]
+    pin = list(pool["input"])
+    where = {i: k for k, i in enumerate(pids)}
+    missing = [i for i in ids if i not in where]
+    if missing:
+        raise DataError(f"task {task.name!r}: {len(missing)} rows of family {family!r} (e.g. {missing[0]!r}) are not "
+                        f"in its shared pool; rebuild the task with semalign.data.get_task")
+    pos = [where[i] for i in ids]
+    bad = [i for i, x, k in zip(ids, inputs, pos) if not _same_input(x, pin[k])]
+    if bad:
+        raise DataError(f"task {task.name!r}: the inputs of {len(bad)} rows (e.g. {bad[0]!r}) differ from its shared "
+                        f"pool's rows of the same ids; rebuild the task with semalign.data.get_task")
+    return pids, pin, pos
 
 
 def embed_rows(enc, ids: Sequence[str], inputs: Sequence, task, batch_size: int | None = None) -> np.ndarray:
     """Embed rows of a task through the cache, one cache entry per family of ids (see ``_family``),
-    so the same rows requested by another notebook or task hit the cache. (n, enc.dim) float32."""
+    so the same rows requested by another notebook or task hit the cache. (n, enc.dim) float32.
+
+    A family of ``task.shared_pools`` (a pool several tasks draw their rows from, e.g. the SynthCXR
+    test pool) is embedded whole — every row of the pool, under its shared key — and the rows
+    asked for are picked from it: every task drawing from the pool hits one cache entry."""
     ids = [str(i) for i in ids]
     fams: dict[str, list[int]] = {}
     for k, i in enumerate(ids):
         fams.setdefault(_family(i), []).append(k)
+    pools = getattr(task, "shared_pools", None) or {}
     out = np.zeros((len(ids), enc.dim), np.float32)
     for fam, rows in fams.items():
-        out[rows] = _embed(enc, [inputs[k] for k in rows], [ids[k] for k in rows], _group_key(fam, task), batch_size)
+        fam_ids, fam_inputs = [ids[k] for k in rows], [inputs[k] for k in rows]
+        if fam in pools:
+            pids, pin, pos = _pool_rows(task, fam, fam_ids, fam_inputs)
+            out[rows] = _embed(enc, pin, pids, _group_key(fam, task), batch_size)[pos]
+        else:
+            out[rows] = _embed(enc, fam_inputs, fam_ids, _group_key(fam, task), batch_size)
     return out
 
 
@@ -170,6 +209,7 @@ def encode_zeroshot(
     pair_pool: int,
     n_prompts: int = 10,
     baselines: Mapping[str, Sequence[str]] | None = None,
+    probe: bool = True,
     device: str = "auto",
     batch_size: int | None = None,
     seed: int = 0,
@@ -181,17 +221,21 @@ def encode_zeroshot(
     seed=seed)``): images by each vision encoder, reports by ``text_encoder``. Per task: its
     binary test labels (:func:`binary_labels`), its test images by each vision encoder, and the
     first ``n_prompts`` positive and negative prompts (:func:`semalign.zeroshot.prompts_for_task`)
-    by ``text_encoder``. ``baselines``: ``{approach: [image tower, text tower]}`` (``"clip"``,
-    ``"medclip"``): the test images and prompts also embedded by the multimodal model's own towers.
+    by ``text_encoder``. ``probe``: also the task's labelled training images by each vision
+    encoder (through :func:`embed_rows`, so rows shared with other tasks or notebooks are cache
+    hits) and their 0/1 labels, for the supervised linear probe. ``baselines``: ``{approach:
+    [image tower, text tower]}`` (``"clip"``, ``"medclip"``, ``"synthclip"``): the test images and
+    prompts also embedded by the multimodal model's own towers.
 
-    Returns a :class:`semalign.zeroshot.EncodedZeroShot` (shapes in its docstring). Every stand-in
-    is checked never to be evaluated on a test image it was fitted on.
+    Returns a :class:`semalign.zeroshot.EncodedZeroShot` (shapes in its docstring; ``domains``
+    holds the baselines' towers too). Every stand-in, a baseline's image tower included, is
+    checked never to be evaluated on a test image it was fitted on.
     """
     from semalign.data import get_pairs
     from semalign.encoders import standins
     from semalign.zeroshot import Baseline, EncodedZeroShot, ZeroShotTask, prompts_for_task
 
-    baselines = dict(baselines or {})
+    baselines = {a: list(p) for a, p in (baselines or {}).items()}
     pair_df = get_pairs(pairs, n=int(pair_pool), seed=seed)
     pkey = pair_df.attrs["dataset_key"]
     pids = [str(i) for i in pair_df["id"]]
@@ -199,7 +243,7 @@ def encode_zeroshot(
     txt = encs[text_encoder]
     anchor_text = _embed(txt, list(pair_df["text"]), pids, pkey, batch_size)
     anchor_images = {n: _embed(encs[n], list(pair_df["image"]), pids, pkey, batch_size) for n in vision_encoders}
-    base_encs = {a: load_encoders(list(pair), device) for a, pair in baselines.items()}
+    base_encs = {a: load_encoders(pair, device) for a, pair in baselines.items()}
     out_tasks = []
     for task_name in tasks:
         t = get_task(task_name, task_params)
@@ -207,24 +251,31 @@ def encode_zeroshot(
         ids = [str(i) for i in t.test["id"]]
         ps = prompts_for_task(t.finding.key)
         pos, neg = list(ps.positive)[:n_prompts], list(ps.negative)[:n_prompts]
-        images = {}
+        images, train_images = {}, {}
         for n in vision_encoders:
             standins.check_disjoint(encs[n], ids, what=f"{task_name} test")
             images[n] = embed_rows(encs[n], ids, list(t.test["input"]), t, batch_size)
+            if probe:
+                train_images[n] = embed_rows(encs[n], list(t.train["id"]), list(t.train["input"]), t, batch_size)
         base = {}
-        for approach, (img_name, txt_name) in ((a, list(p)) for a, p in baselines.items()):
+        for approach, (img_name, txt_name) in baselines.items():
             bi, bt = base_encs[approach][img_name], base_encs[approach][txt_name]
+            standins.check_disjoint(bi, ids, what=f"{task_name} test")
             base[approach] = (embed_rows(bi, ids, list(t.test["input"]), t, batch_size),
                               embed_prompts(bt, pos, batch_size), embed_prompts(bt, neg, batch_size))
         out_tasks.append(ZeroShotTask(name=task_name, y=y, images=images,
                                       pos=embed_prompts(txt, pos, batch_size),
-                                      neg=embed_prompts(txt, neg, batch_size), baselines=base))
+                                      neg=embed_prompts(txt, neg, batch_size), baselines=base,
+                                      train_images=train_images,
+                                      y_train=(np.asarray(t.train["label"]) == t.positive).astype(int) if probe else None))
     supervised = {n: str(e.spec["supervised_on"]) for n, e in encs.items()
                   if n in vision_encoders and getattr(e, "spec", {}).get("supervised_on")}
+    domains = {n: e.domain for n, e in encs.items()}
+    for pair_encs in base_encs.values():
+        domains.update({n: e.domain for n, e in pair_encs.items()})
     return EncodedZeroShot(
         text_encoder=text_encoder, anchor_text=anchor_text, anchor_images=anchor_images, tasks=out_tasks,
-        domains={n: e.domain for n, e in encs.items()},
-        baselines={a: Baseline(img, txt_name, base_encs[a][img].domain)
-                   for a, (img, txt_name) in ((a, list(p)) for a, p in baselines.items())},
+        domains=domains,
+        baselines={a: Baseline(img, txt_name, base_encs[a][img].domain) for a, (img, txt_name) in baselines.items()},
         supervised_on=supervised,
     )

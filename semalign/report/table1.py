@@ -18,9 +18,23 @@ stand-in counts as Med, :attr:`semalign.vocab.Domain.category`):
   AUROC of the domain's encoders, then the mean over tasks.
 - **change %**: ``100 · (alignment mean − SUB) / SUB``, read in the paper's categories by
   :func:`change_category` (a gain or a loss of 5 % or more, else grey).
+- **SE** (ours only; not the paper's ±): the standard error of each cell from its finite test
+  sets. :func:`compute` gives every row the Hanley–McNeil SE of its AUROC
+  (:func:`semalign.stats.macro_auroc_se_hanley` from the task's test class counts; binary: the
+  positives and negatives) in ``auroc_se``, beside ``n_test``. The rows of one task (pairs,
+  runs, encoders) share its test set, so their errors are taken as fully correlated: the task's
+  SE is the mean of its rows' SEs (averaging them does not shrink it); the tasks are then
+  combined as independent, :func:`semalign.stats.se_of_mean` (an approximation for the SynthCXR
+  tasks, which draw from one shared test pool; checked on the offline tasks with each encoder's
+  upper bound: a bootstrap over the pool's images gave the 7-task mean the same SE within 3 %,
+  and the tasks' AUROCs correlations within ±0.13, mean ≈ 0). ``diff_se`` is the SE of alignment mean − SUB,
+  ``sqrt(mean_se² + SUB_se²)`` — treating the two as independent, which overstates it (they
+  share test sets), so "beyond 2 SE" is a conservative reading. The std column keeps the
+  paper's meaning: the spread over combinations and runs, not an uncertainty of the mean.
 
 A domain pair with no alignment rows (e.g. Med→Med vision with a single medical vision
 model) is NaN throughout and rendered "–". :func:`html` is the one renderer of the table.
+A frame without ``auroc_se`` (the paper's table, hand-made results) has NaN SEs, shown nowhere.
 """
 
 from __future__ import annotations
@@ -32,16 +46,19 @@ import numpy as np
 import pandas as pd
 
 from semalign.report.style import GAIN, LOSS, NEUTRAL, domain_of
+from semalign.stats import macro_auroc_se_hanley, se_of_mean
 from semalign.vocab import Domain, Modality
 from semalign.stitching import BASELINES as _BASELINES
 
-__all__ = ["DOMAIN_PAIRS", "MODALITIES", "STATS", "PAPER_TABLE1", "CHANGE_THRESHOLD_PCT", "change_category",
-           "compute", "aggregate", "table", "long_form", "html", "paper_strings", "numbers", "reading",
-           "describe_anchor_counts"]
+__all__ = ["DOMAIN_PAIRS", "MODALITIES", "STATS", "LONG_COLUMNS", "PAPER_TABLE1", "CHANGE_THRESHOLD_PCT",
+           "NOISE_SE", "change_category", "noise_reading", "compute", "with_test_se", "aggregate", "table",
+           "long_form", "html", "paper_strings", "numbers", "reading", "describe_anchor_counts"]
 
 DOMAIN_PAIRS: tuple[str, ...] = ("Gen→Med", "Gen→Gen", "Med→Gen", "Med→Med")
 MODALITIES: tuple[str, ...] = ("text", "vision")
-STATS: tuple[str, ...] = ("SUB", "mean", "std", "change_pct", "TUB")
+STATS: tuple[str, ...] = ("SUB", "mean", "std", "change_pct", "TUB", "SUB_se", "mean_se", "TUB_se", "diff_se")
+#: A change against SUB is "beyond the test-set noise" when it is at least this many SE of the difference.
+NOISE_SE = 2.0
 
 
 def _empty() -> pd.DataFrame:
@@ -66,7 +83,7 @@ def _paper_table1() -> pd.DataFrame:
     for (pair, modality), values in rows.items():
         for stat, v in zip(STATS, values):
             t.loc[pair, (modality, stat)] = v
-    t.attrs["source"] = "paper: Di Folco et al. 2025, Table 1 (ortho, 2,500 anchors)"
+    t.attrs["source"] = "paper: Di Folco et al. 2025, Table 1 (ortho, 2,500 anchors; no standard errors)"
     return t
 
 
@@ -108,7 +125,8 @@ def compute(
     """Stitching results for Table 1: one text task, all vision tasks, one method and N.
 
     ``n_anchors`` is capped at each task's anchor pool. Returns the tidy frame of
-    :func:`semalign.stitching.stitch_grid` with a ``modality`` column, and ``{"domains",
+    :func:`semalign.stitching.stitch_grid` with columns ``modality``, ``n_test`` (the task's test
+    samples) and ``auroc_se`` (:func:`with_test_se`), and ``{"domains",
     "n_anchors": {"text": [n, ...], "vision": [n, ...]}, "standins", "encoded"}`` (the counts
     used per modality, one per distinct task pool; the stand-in encoders, sorted; ``{task name:
     EncodedTask}``).
@@ -125,12 +143,24 @@ def compute(
             n = min(n_anchors, t.pool_size)
             used[modality].append(int(n))
             res = stitch_grid(t, ["naive", method, "upper_bound"], [n], runs=runs, seed=seed, progress=False)
-            frames.append(res.assign(modality=modality))
+            frames.append(with_test_se(res, t.y_test, t.classes).assign(modality=modality))
             domains.update(t.domains)
             encoded[name] = t
     standins = sorted(n for n, d in domains.items() if (dom := domain_of(d)) is not None and dom.is_standin)
     return pd.concat(frames, ignore_index=True), {"domains": domains, "n_anchors": {m: sorted(set(v)) for m, v in used.items()},
                                                    "standins": standins, "encoded": encoded}
+
+
+def with_test_se(results: pd.DataFrame, y_test: Sequence, classes: Sequence) -> pd.DataFrame:
+    """``results`` of one task with ``n_test`` and ``auroc_se``: each row's Hanley–McNeil
+    standard error from the task's test labels ``y_test`` (classes in ``classes`` order; binary:
+    ``classes[1]`` is the positive class, as :func:`semalign.stitching.auroc` scores it;
+    multi-class: the one-vs-rest macro, classes taken as independent)."""
+    y = np.asarray(y_test)
+    counts = [int((y == c).sum()) for c in classes]
+    counts = counts if len(counts) == 2 else [c for c in counts if 0 < c < len(y)]  # the classes auroc scores
+    se = [macro_auroc_se_hanley(a, counts) if np.isfinite(a) else np.nan for a in results["auroc"]]
+    return results.assign(n_test=len(y), auroc_se=np.asarray(se, dtype=np.float64))
 
 
 def describe_anchor_counts(n_anchors: Mapping[str, Sequence[int]]) -> str:
@@ -180,8 +210,9 @@ def aggregate(
     neither a ``modality`` column nor ``attrs["modalities"]``.
 
     Returns a frame indexed by domain pair (``Gen→Med, Gen→Gen, Med→Gen, Med→Med``) with
-    columns ``(modality, stat)``, modality in ``("text", "vision")`` and stat in
-    ``("SUB", "mean", "std", "change_pct", "TUB")``; aggregation as in the module docstring.
+    columns ``(modality, stat)``, modality in ``("text", "vision")`` and stat in :data:`STATS`
+    (``SUB, mean, std, change_pct, TUB`` and the standard errors ``SUB_se, mean_se, TUB_se,
+    diff_se``, NaN when ``results`` has no ``auroc_se``); aggregation as in the module docstring.
     """
     need = {"task", "source", "target", "source_domain", "target_domain", "method", "n_anchors", "run", "auroc"}
     lacking = need - set(results.columns)
@@ -204,9 +235,15 @@ def aggregate(
     if ub.empty:
         raise ValueError("results hold no 'upper_bound' rows: run stitch_grid with baselines=True")
 
-    def upper(modality: str, dom: str) -> float:
+    has_se = "auroc_se" in df.columns
+
+    def se(rows: pd.DataFrame) -> float:
+        # a task's rows share its test set (errors fully correlated: their mean SE); tasks independent
+        return se_of_mean(rows.groupby("task")["auroc_se"].mean()) if has_se and len(rows) else np.nan
+
+    def upper(modality: str, dom: str) -> tuple[float, float]:
         rows = ub[(ub["modality"] == modality) & (ub["source_dom"] == dom)]
-        return float(rows.groupby("task")["auroc"].mean().mean()) if len(rows) else np.nan
+        return (float(rows.groupby("task")["auroc"].mean().mean()), se(rows)) if len(rows) else (np.nan, np.nan)
 
     out = _empty()
     for modality in MODALITIES:
@@ -217,13 +254,17 @@ def aggregate(
             ]
             if rows.empty:
                 continue
-            mean = float(rows.groupby("task")["auroc"].mean().mean())
-            sub = upper(modality, s)
+            mean, mean_se = float(rows.groupby("task")["auroc"].mean().mean()), se(rows)
+            (sub, sub_se), (tub, tub_se) = upper(modality, s), upper(modality, t)
             out.loc[pair, (modality, "SUB")] = sub
             out.loc[pair, (modality, "mean")] = mean
             out.loc[pair, (modality, "std")] = float(rows["auroc"].std(ddof=0))
             out.loc[pair, (modality, "change_pct")] = 100.0 * (mean - sub) / sub
-            out.loc[pair, (modality, "TUB")] = upper(modality, t)
+            out.loc[pair, (modality, "TUB")] = tub
+            out.loc[pair, (modality, "SUB_se")] = sub_se
+            out.loc[pair, (modality, "mean_se")] = mean_se
+            out.loc[pair, (modality, "TUB_se")] = tub_se
+            out.loc[pair, (modality, "diff_se")] = float(np.hypot(mean_se, sub_se))
     out.attrs.update(method=method, n_anchors=n_anchors, source="semalign (this run)")
     return out
 
@@ -247,9 +288,15 @@ def table(results: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
     return pd.concat(parts, axis=1)
 
 
+LONG_COLUMNS: tuple[str, ...] = ("modality", "pair", "SUB", "alignment", "alignment_std", "TUB", "change_pct",
+                                  "SUB_se", "alignment_se", "TUB_se", "diff_se")
+
+
 def long_form(frame: pd.DataFrame) -> pd.DataFrame:
     """A Table 1 frame (:func:`table`, :func:`aggregate` or :data:`PAPER_TABLE1`) as one row per
-    (modality, pair): columns modality, pair, SUB, alignment, alignment_std, TUB, change_pct."""
+    (modality, pair): columns :data:`LONG_COLUMNS` — modality, pair, SUB, alignment,
+    alignment_std (the paper's ±), TUB, change_pct, then the standard errors SUB_se,
+    alignment_se, TUB_se and diff_se (of alignment − SUB)."""
     if not isinstance(frame.columns, pd.MultiIndex):
         raise ValueError("long_form: expected a Table 1 frame with (modality, stat) columns, "
                          f"as table() and PAPER_TABLE1 give; got columns {list(frame.columns)}")
@@ -258,8 +305,10 @@ def long_form(frame: pd.DataFrame) -> pd.DataFrame:
         for m in frame.columns.get_level_values(0).unique():
             r = frame.loc[pair, m]
             rows.append({"modality": m, "pair": pair, "SUB": r.get("SUB"), "alignment": r.get("mean"),
-                         "alignment_std": r.get("std"), "TUB": r.get("TUB"), "change_pct": r.get("change_pct")})
-    return pd.DataFrame(rows, columns=["modality", "pair", "SUB", "alignment", "alignment_std", "TUB", "change_pct"])
+                         "alignment_std": r.get("std"), "TUB": r.get("TUB"), "change_pct": r.get("change_pct"),
+                         "SUB_se": r.get("SUB_se"), "alignment_se": r.get("mean_se"), "TUB_se": r.get("TUB_se"),
+                         "diff_se": r.get("diff_se")})
+    return pd.DataFrame(rows, columns=list(LONG_COLUMNS)).astype({c: "float64" for c in LONG_COLUMNS[2:]})
 
 
 # --------------------------------------------------------------------------- rendering
@@ -273,6 +322,13 @@ def _change(pct) -> str:
     colour = _CHANGE_COLOURS[change_category(pct)]
     arrow = "▲" if pct >= 0 else "▼"
     return f' <span style="color:{colour};font-weight:600">{arrow}&nbsp;{abs(pct):.0f}%</span>'
+
+
+def _se(se) -> str:
+    """A cell's standard error on its own line (nothing when there is none: the paper's table)."""
+    if se is None or pd.isna(se):
+        return ""
+    return f' <span class="semalign-se" style="display:block;font-size:80%;color:#555">SE&nbsp;{se:.3f}</span>'
 
 
 def _rows(frame: pd.DataFrame) -> list[dict]:
@@ -289,9 +345,15 @@ def _rows(frame: pd.DataFrame) -> list[dict]:
             r = r.iloc[0]
             ali = _num(r["alignment"]) + ("" if pd.isna(r["alignment_std"]) else f" ± {r['alignment_std']:.2f}")
             show_tub = pair == "Gen→Med"  # the paper prints TUB on the first row only
-            row[m] = (_num(r["SUB"]), ali + _change(r["change_pct"]), _num(r["TUB"]) if show_tub else "")
+            row[m] = (_num(r["SUB"]) + _se(r["SUB_se"]), ali + _change(r["change_pct"]) + _se(r["alignment_se"]),
+                      _num(r["TUB"]) + _se(r["TUB_se"]) if show_tub else "")
         out.append(row)
     return out
+
+
+_SE_NOTE = ("± is the standard deviation over encoder pairs, runs and tasks (the paper's ±); SE is the "
+            "standard error of the mean from the finite test sets (Hanley–McNeil), a different quantity: "
+            "a change against SUB is beyond the test-set noise when it is at least 2 SE of the difference.")
 
 
 def _one(frame: pd.DataFrame, caption: str, css: str) -> str:
@@ -304,15 +366,20 @@ def _one(frame: pd.DataFrame, caption: str, css: str) -> str:
         label = row["pair"].replace("→", " → ")
         cells = "".join(f"<td>{c}</td>" for m in MODALITIES for c in row[m])
         body.append(f"<tr><th style='text-align:left'>{label}</th>{cells}</tr>")
+    has_se = bool(long_form(frame)[["SUB_se", "alignment_se", "TUB_se"]].notna().to_numpy().any())
+    foot = (f"<tfoot><tr><td colspan=7 style='font-size:80%;text-align:left'>{_SE_NOTE}</td></tr></tfoot>"
+            if has_se else "")
     return (f"<div class='{css}' style='flex:1;min-width:24em'><table class='semalign-table'>"
-            f"<caption style='caption-side:top;font-weight:600'>{caption}</caption>{head}{''.join(body)}</table></div>")
+            f"<caption style='caption-side:top;font-weight:600'>{caption}</caption>{head}{''.join(body)}{foot}</table></div>")
 
 
 def html(ours: pd.DataFrame, paper: pd.DataFrame = PAPER_TABLE1, *, ours_label: str = "ours",
          paper_label: str = "paper (Di Folco et al. 2025, Table 1)") -> str:
     """Our Table 1 beside the paper's, as HTML: two labelled tables, Alignment as
     ``0.80 ± 0.01 ▲ 6%`` with the arrow coloured as in the paper (green gain, red loss, grey
-    when the change against SUB is under 5 %, :func:`change_category`); missing cells "–"."""
+    when the change against SUB is under 5 %, :func:`change_category`); missing cells "–".
+    Where a frame has standard errors (ours), each cell adds ``SE 0.013`` on its own line and a
+    footnote says what ± and SE are (the paper's table has none)."""
     return ("<div style='display:flex;gap:1.5em;flex-wrap:wrap'>"
             + _one(paper, f"<span class='semalign-badge paper'>paper</span> {paper_label}", "semalign-paper")
             + _one(ours, f"<span class='semalign-badge ours'>ours</span> {ours_label}", "semalign-ours")
@@ -336,23 +403,41 @@ def _key(pair: str) -> str:
     return pair.replace("→", "_").lower()  # "Gen→Med" -> "gen_med"
 
 
+def noise_reading(diff: float, diff_se: float) -> str:
+    """Whether a change ``diff`` (alignment − SUB) is beyond the test-set noise: "beyond 2 SE"
+    when ``|diff| >= NOISE_SE · diff_se``, else "within 2 SE"; "–" without a standard error."""
+    if not (np.isfinite(diff) and np.isfinite(diff_se) and diff_se > 0):
+        return "–"
+    return f"{'beyond' if abs(diff) >= NOISE_SE * diff_se else 'within'} {NOISE_SE:g} SE"
+
+
 def numbers(frame: pd.DataFrame) -> dict[str, float | str]:
     """Every cell of a Table 1 frame, keyed ``<modality>_<pair>`` (e.g. ``text_gen_med``: the
     alignment mean) with ``_sub``, ``_tub``, ``_change_pct`` and ``_verdict`` ("a gain", "a loss",
-    "within 5 %") beside it; NaN (verdict "–") where the table has no value, so every key exists."""
+    "within 5 %") beside it, and the standard errors ``_se`` (of the alignment mean), ``_sub_se``,
+    ``_tub_se``, ``_diff`` (alignment − SUB), ``_diff_se``, ``_diff_z`` (``_diff / _diff_se``) and
+    ``_noise`` (:func:`noise_reading`: "beyond 2 SE", "within 2 SE"); NaN (verdict and noise
+    "–") where the table has no value, so every key exists."""
     out: dict[str, float | str] = {}
     for r in long_form(frame).itertuples():
         k = f"{r.modality}_{_key(r.pair)}"
-        for suffix, v in (("", r.alignment), ("_sub", r.SUB), ("_tub", r.TUB), ("_change_pct", r.change_pct)):
+        diff = float(r.alignment - r.SUB) if pd.notna(r.alignment) and pd.notna(r.SUB) else float("nan")
+        z = diff / r.diff_se if pd.notna(r.diff_se) and r.diff_se > 0 else float("nan")
+        for suffix, v in (("", r.alignment), ("_sub", r.SUB), ("_tub", r.TUB), ("_change_pct", r.change_pct),
+                          ("_se", r.alignment_se), ("_sub_se", r.SUB_se), ("_tub_se", r.TUB_se), ("_diff", diff),
+                          ("_diff_se", r.diff_se), ("_diff_z", z)):
             out[k + suffix] = float(v) if pd.notna(v) else float("nan")
         out[f"{k}_verdict"] = _CHANGE_WORDS[change_category(float(r.change_pct))] if pd.notna(r.change_pct) else "–"
+        out[f"{k}_noise"] = noise_reading(diff, float(r.diff_se) if pd.notna(r.diff_se) else float("nan"))
     return out
 
 
 def reading(ours: pd.DataFrame, paper: pd.DataFrame = PAPER_TABLE1, *, standins: Sequence[str] = ()) -> str:
-    """One paragraph comparing our Gen→Med row with the paper's, in :func:`change_category`'s terms."""
+    """One paragraph comparing our Gen→Med row with the paper's, in :func:`change_category`'s terms,
+    and saying whether each of our changes against SUB is beyond 2 SE of the difference (the
+    test-set noise; :func:`noise_reading`)."""
     o, p = long_form(ours), long_form(paper)
-    parts = []
+    parts, with_se = [], False
     for modality in MODALITIES:
         oo = o[(o["modality"] == modality) & (o["pair"] == "Gen→Med")]
         pp = p[(p["modality"] == modality) & (p["pair"] == "Gen→Med")]
@@ -366,8 +451,17 @@ def reading(ours: pd.DataFrame, paper: pd.DataFrame = PAPER_TABLE1, *, standins:
             pc = float(pp["change_pct"].iloc[0])
             agree = "agrees with" if change_category(oc) == change_category(pc) else "differs from"
             s += f", which {agree} the paper's {pc:+.0f} % ({_CHANGE_WORDS[change_category(pc)]})"
+        r = oo.iloc[0]
+        diff, dse = float(r["alignment"] - r["SUB"]), float(r["diff_se"])
+        noise = noise_reading(diff, dse)
+        if noise != "–":
+            s += f", a difference of {diff:+.3f} AUROC = {diff / dse:+.1f} SE of the difference (SE {dse:.3f}): {noise}"
+            with_se = True
         parts.append(s)
     text = "**Reading (Gen→Med).** " + "; ".join(parts) + "."
+    if with_se:
+        text += (" A change is beyond the test-set noise when it is at least 2 SE of the difference (the SE "
+                 "comes from the finite test sets; the table's ± is the paper's std over pairs, runs and tasks).")
     if standins:
         text += (f" Our *medical* encoders are stand-ins fitted here ({', '.join(standins)}): the table tests "
                  f"whether stitching into a stronger in-domain encoder helps, not the paper's medical models.")
