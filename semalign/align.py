@@ -19,6 +19,10 @@ paper's (it used latentis; this module follows latentis's behaviour):
    - ``linear``  — T(x) = x·R, R = argmin ||X R − Y||_F, minimum-norm (rank-safe) solution.
    - ``l-ortho`` — R = U·Vᵀ where U S Vᵀ is the SVD of the ``linear`` solution.
    - ``ortho``   — Procrustes: R = U·Vᵀ where U S Vᵀ is the SVD of XᵀY.
+   - ``ridge``   — beyond the paper: ``linear`` with a ridge penalty,
+     R = argmin ||X R − Y||²_F + α ||R||²_F, α chosen by 5-fold cross-validation on the
+     anchors themselves (:func:`ridge_state`, :func:`ridge_cv`); it is meant to remove
+     ``linear``'s double-descent dip at N ≈ d (the "Beyond the paper" chapter).
 
 4. **de-normalise** with the *target* anchors' mean and std, and **cut** the padding so the
    output has the target dimension d2.
@@ -65,12 +69,13 @@ it uses standard scaling, and what it can :class:`Share` across a grid of fits f
 there; :func:`methods` lists them in registration order (built-ins first). Adding a method is
 one call::
 
-    @register_method("ridge", inverse="pinv", share=SOURCE_SVD)
-    def ridge_state(x, y, *, shared, **_):               # shared: the source's SourceSVD
-        s = shared.s
+    @register_method("ridge-1", inverse="pinv", share=SOURCE_SVD)
+    def ridge_1_state(x, y, *, shared, **_):             # shared: the source's SourceSVD
+        s = shared.s                                     # ridge with a fixed penalty 1
         return {"R": shared.vh.mT @ ((s / (s**2 + 1.0))[:, None] * (shared.u.mT @ shared.reduce(y)))}
 
-after which ``Translator("ridge")`` and ``stitch_grid(task, ["ridge"])`` work unchanged.
+after which ``Translator("ridge-1")`` and ``stitch_grid(task, ["ridge-1"])`` work unchanged (the
+built-in ``ridge`` is the same estimator with its penalty chosen by cross-validation).
 
 The batched fast path :func:`fit_pairs` fits every (source, target, method) of one anchor
 draw with the results of a :class:`Translator` per cell, but standardises each encoder's
@@ -128,6 +133,15 @@ __all__ = [
     "l_ortho_state",
     "procrustes_state",
     "ortho_state",
+    "RIDGE_CV",
+    "RIDGE_FOLDS",
+    "RIDGE_GRID",
+    "RidgeChoice",
+    "RidgeFold",
+    "RidgeFolds",
+    "ridge_cv",
+    "ridge_folds",
+    "ridge_state",
     "affine_state",
     "affine_adam_gram",
     "apply_state",
@@ -431,6 +445,166 @@ def procrustes_state(x: torch.Tensor, y: torch.Tensor) -> State:
 ortho_state = procrustes_state
 
 
+#: The relative penalties ridge's cross-validation chooses from (:func:`ridge_cv`): a fit's
+#: penalty is ``α = λ · s̄²``, with ``s̄²`` the mean non-zero squared singular value of its source
+#: anchors (the mean eigenvalue of xᵀx on its range), so the grid does not depend on the scale of
+#: the embeddings nor on the number of anchors. λ = 10⁻⁵ … 10² in half decades (15 values): from
+#: practically ``linear`` to a penalty that dominates every direction.
+RIDGE_GRID: tuple[float, ...] = tuple(float(10.0 ** (e / 2)) for e in range(-10, 5))
+#: Folds of ridge's cross-validation on the anchors (the usual 5).
+RIDGE_FOLDS = 5
+
+
+class RidgeFold(NamedTuple):
+    """One fold of :func:`ridge_folds`: row indices ``train`` / ``held``; ``svd``, the
+    :class:`SourceSVD` of the training rows (centred on their own mean when the fit is centred,
+    whose mean is then ``x_mean``, else ``None``); ``p`` (m, k) the held-out rows in the
+    training rows' right singular basis and ``pp = pᵀp`` (k, k). float64."""
+
+    train: torch.Tensor
+    held: torch.Tensor
+    svd: SourceSVD
+    x_mean: torch.Tensor | None
+    p: torch.Tensor
+    pp: torch.Tensor
+
+
+class RidgeFolds(NamedTuple):
+    """What ridge needs of a source's anchors, whatever the target (its :class:`Share`):
+    ``full``, the SVD of all anchors (the fit's dtype); ``folds``, the cross-validation folds."""
+
+    full: SourceSVD
+    folds: tuple[RidgeFold, ...]
+    centred: bool
+
+
+class RidgeChoice(NamedTuple):
+    """The penalty :func:`ridge_cv` chose: ``lam`` (relative, of the grid), and the curve it was
+    read from: ``lams`` (G,) and ``errors`` (G,), the held-out mean squared error per target
+    entry (float64 numpy)."""
+
+    lam: float
+    lams: np.ndarray
+    errors: np.ndarray
+
+
+def _kept(svd_x: SourceSVD) -> torch.Tensor:
+    """Singular values above gelsd's cut-off (the others count as zero, as in ``linear``)."""
+    s = svd_x.s
+    return s > svd_x.rcond * (s[0] if s.numel() else 0)
+
+
+def _mean_s2(svd_x: SourceSVD) -> float:
+    keep = _kept(svd_x)
+    return float((svd_x.s[keep].double() ** 2).mean()) if bool(keep.any()) else 0.0
+
+
+def _ridge_weights(svd_x: SourceSVD, alpha: torch.Tensor) -> torch.Tensor:
+    """``s / (s² + α)`` on the kept singular values, 0 elsewhere: (k,), or (G, k) for α (G, 1)."""
+    s, keep = svd_x.s, _kept(svd_x)
+    w = s / torch.where(keep, s * s + alpha, torch.ones_like(s))
+    return torch.where(keep, w, torch.zeros_like(w))
+
+
+def ridge_folds(x: torch.Tensor, *, centred: bool = False, n_folds: int = RIDGE_FOLDS) -> RidgeFolds:
+    """The source side of ridge for anchors x (N, d1): the SVD of all anchors and the folds.
+
+    Folds: the anchors are grouped by identical rows (the same report twice embeds to the same
+    row; the Open-i pool holds about 18 % such repeats), groups are dealt to ``min(n_folds,
+    groups)`` folds in the order of ``numpy.random.default_rng(0).permutation(groups)``, so a
+    repeated anchor is never held out while its twin is fitted on -- leave-one-out and its
+    rotation-invariant form GCV are fooled by exactly that and choose no penalty at all. With
+    ``centred`` (standardised anchors: the fit has an intercept) each fold's training rows are
+    centred on their own mean, the held-out rows with that mean. Folds computed in float64.
+    """
+    full = source_svd(x, centred=centred)
+    x64 = x.double()
+    _, group = torch.unique(x64, dim=0, return_inverse=True)
+    groups = int(group.max()) + 1 if group.numel() else 0
+    k = min(int(n_folds), groups)
+    if k < 2:  # one distinct anchor: nothing to hold out (and R = 0 anyway after centring)
+        return RidgeFolds(full, (), centred)
+    fold_of_group = torch.empty(groups, dtype=torch.long)
+    fold_of_group[torch.from_numpy(np.random.default_rng(0).permutation(groups))] = torch.arange(groups) % k
+    fold = fold_of_group.to(group.device)[group]
+    folds = []
+    for f in range(k):
+        train, held = torch.nonzero(fold != f).flatten(), torch.nonzero(fold == f).flatten()
+        xt, xh = x64[train], x64[held]
+        mean = xt.mean(dim=0) if centred else None
+        if mean is not None:
+            xt, xh = xt - mean, xh - mean
+        svd_f = source_svd(xt, centred=centred)
+        p = xh @ svd_f.vh.mT
+        folds.append(RidgeFold(train, held, svd_f, mean, p, p.mT @ p))
+    return RidgeFolds(full, tuple(folds), centred)
+
+
+def ridge_cv(folds: RidgeFolds, y: torch.Tensor, grid: Sequence[float] = RIDGE_GRID) -> RidgeChoice:
+    """The relative ridge penalty λ of least held-out error on the anchors (K-fold CV).
+
+    ``folds``: :func:`ridge_folds` of the source anchors; ``y`` (N, d2) the target anchors. For
+    every fold and every λ of ``grid``, the ridge map fitted on the fold's training rows (penalty
+    ``λ · s̄²`` of those rows) predicts its held-out rows; the error is the squared distance to
+    their target rows, summed over folds, rows and the d2 target features (each feature counts
+    alike: one λ for the whole map). The smallest mean error wins, ties to the smaller λ. No
+    test sample is looked at: this is the anchors' own cross-validation.
+
+    Closed form per fold: with ``p`` the held-out rows in the fold's singular basis, ``c = Uᵀ
+    y_train`` and ``w = s / (s² + α)``, the predictions are ``p diag(w) c``, so the error is
+    ``||y_held||² − 2 wᵀ diag(pᵀ y_held cᵀ) + wᵀ (pᵀp ∘ c cᵀ) w``: the (k, k) products once per
+    fold, then O(k²) per λ. float64.
+    """
+    lams = torch.tensor([float(g) for g in grid], dtype=torch.float64)
+    if not bool(torch.all(lams > 0)) or lams.numel() == 0:
+        raise ValueError(f"ridge: every relative penalty in grid must be > 0; got {list(grid)}")
+    y64 = y.double()
+    errors = torch.zeros(len(lams), dtype=torch.float64, device=y64.device)
+    lams = lams.to(y64.device)
+    for f in folds.folds:
+        yt, yh = y64[f.train], y64[f.held]
+        if f.x_mean is not None:
+            my = yt.mean(dim=0)
+            yt, yh = yt - my, yh - my
+        c = f.svd.u.mT @ f.svd.reduce(yt)                                # (k, d2)
+        w = _ridge_weights(f.svd, lams[:, None] * _mean_s2(f.svd))        # (G, k)
+        cross = ((f.p.mT @ yh) * c).sum(dim=1)                            # (k,)
+        quad = f.pp * (c @ c.mT)                                          # (k, k)
+        errors += (yh**2).sum() - 2.0 * (w @ cross) + ((w @ quad) * w).sum(dim=1)
+    n_entries = max(1, int(y64.shape[0]) * int(y64.shape[1]))
+    errors = (errors / n_entries).clamp_min(0.0)
+    best = int(torch.argmin(errors)) if folds.folds else 0
+    return RidgeChoice(float(lams[best]), lams.cpu().numpy(), errors.cpu().numpy())
+
+
+def ridge_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False, alpha: float | None = None,
+                *, grid: Sequence[float] = RIDGE_GRID, folds: RidgeFolds | None = None) -> State:
+    """``{"R": (d1, d2), "alpha": (), "lam": ()}``: ridge ``argmin ||x R − y||²_F + α ||R||²_F``.
+
+    ``R = V diag(s / (s² + α)) Uᵀ y_r`` from the SVD of all anchors (``centred`` as for
+    :func:`linear_state`). ``alpha``: the penalty in the units of x², or ``None`` (default) for
+    ``α = λ · s̄²`` with λ chosen by :func:`ridge_cv` over ``grid``; ``folds``: the source's
+    :func:`ridge_folds`, if already computed. ``alpha=0`` is ``linear``'s minimum-norm solution
+    (same singular-value cut-off); α > 0 shrinks each direction by ``s² / (s² + α)``, most the
+    weak ones that make ``linear`` blow up when the number of anchors N is close to the
+    dimension d1 (its double-descent dip). α and λ are kept in the state (0-d tensors).
+    """
+    if alpha is None:
+        folds = folds if folds is not None else ridge_folds(x, centred=centred)
+        full = folds.full
+        lam = ridge_cv(folds, y, grid).lam
+        alpha = lam * _mean_s2(full)
+    else:
+        full = folds.full if folds is not None else source_svd(x, centred=centred)
+        if not (math.isfinite(float(alpha)) and float(alpha) >= 0):
+            raise ValueError(f"ridge alpha must be a finite number >= 0 (or None to choose it); got {alpha!r}")
+        m = _mean_s2(full)
+        lam = float(alpha) / m if m > 0 else 0.0
+    w = _ridge_weights(full, torch.tensor(float(alpha), dtype=full.s.dtype, device=full.s.device))
+    r = full.vh.mT @ (w[:, None] * (full.u.mT @ full.reduce(y)))
+    scalar = lambda v: torch.tensor(float(v), dtype=x.dtype, device=x.device)  # noqa: E731
+    return {"R": r, "alpha": scalar(alpha), "lam": scalar(lam)}
+
 
 def _linear_init(d_pad: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``nn.Linear(d_pad, d_pad)``'s default initialisation, drawn from a private generator.
@@ -603,6 +777,9 @@ SOURCE_SVD = Share("source-svd", source_svd)
 LSTSQ = Share("lstsq", source_svd, pair=_lstsq_pair)
 #: The source's Gram matrix xᵀx (``affine``), or ``None`` when 2N < d1.
 GRAM = Share("gram", _gram)
+#: The source's :class:`RidgeFolds` (``ridge``): its SVD and cross-validation folds, once per
+#: source for all its targets.
+RIDGE_CV = Share("ridge-cv", ridge_folds)
 
 
 # --------------------------------------------------------------------------------------
@@ -742,7 +919,7 @@ _BUILTINS: frozenset[str] = frozenset()
 
 def methods() -> tuple[str, ...]:
     """The registered method names, in registration order (the built-ins first: ``naive``,
-    ``affine``, ``linear``, ``l-ortho``, ``ortho``)."""
+    ``affine``, ``linear``, ``l-ortho``, ``ortho``, ``ridge``)."""
     return tuple(_REGISTRY)
 
 
@@ -772,10 +949,10 @@ def register_method(
 
     Three spellings::
 
-        register_method(Method("ridge", ridge_state, inverse="pinv"))   # -> the Method
-        register_method("ridge", ridge_state, inverse="pinv")           # -> the Method
-        @register_method("ridge", inverse="pinv")                       # -> the function
-        def ridge_state(x, y, *, centred, seed, lr, steps, shared): ...
+        register_method(Method("my-ridge", my_state, inverse="pinv"))   # -> the Method
+        register_method("my-ridge", my_state, inverse="pinv")           # -> the Method
+        @register_method("my-ridge", inverse="pinv")                    # -> the function
+        def my_state(x, y, *, centred, seed, lr, steps, shared): ...
 
     The keywords are :class:`Method`'s fields (ignored when a Method is passed). A name already
     registered raises :class:`MethodRegistrationError` unless ``replace=True`` (the method then
@@ -878,6 +1055,10 @@ def _ortho_fit(x: torch.Tensor, y: torch.Tensor, **_: Any) -> State:
     return procrustes_state(x, y)
 
 
+def _ridge_fit(x: torch.Tensor, y: torch.Tensor, *, shared: RidgeFolds, **_: Any) -> State:
+    return ridge_state(x, y, shared.centred, folds=shared)
+
+
 for _m in (
     Method("naive", _naive_fit, inverse="pad", std_scaling=False,
            summary="no transformation: zero-pad or cut to the target dimension (the paper's baseline)"),
@@ -889,6 +1070,9 @@ for _m in (
            summary="U·Vᵀ of the SVD of the linear solution"),
     Method("ortho", _ortho_fit, inverse="transpose",
            summary="orthogonal Procrustes: U·Vᵀ of the SVD of xᵀy"),
+    Method("ridge", _ridge_fit, inverse="pinv", share=RIDGE_CV,
+           summary="ridge least squares x R, its penalty chosen by 5-fold cross-validation on the "
+                   "anchors (beyond the paper)"),
 ):
     register_method(_m)
 _BUILTINS = frozenset(_REGISTRY)
@@ -1018,7 +1202,7 @@ class Translator:
     Parameters
     ----------
     method : a registered method name (:func:`methods`): the built-ins ``"naive"``,
-        ``"affine"``, ``"linear"``, ``"l-ortho"``, ``"ortho"`` (see the module docstring for
+        ``"affine"``, ``"linear"``, ``"l-ortho"``, ``"ortho"``, ``"ridge"`` (see the module docstring for
         the maths), or one added with :func:`register_method`. Unknown names raise
         :class:`UnknownMethodError` listing the registered ones.
     std_scaling : standardise each side with its own anchors' statistics and de-normalise
@@ -1181,7 +1365,7 @@ class Translator:
         """Map target embeddings y (n, d2) back into the source space: returns (n, d1).
 
         The method's ``inverse`` (:class:`Method`): ``ortho``/``l-ortho`` use Rᵀ (the exact
-        inverse of the padded orthogonal map); ``linear``/``affine`` the Moore–Penrose
+        inverse of the padded orthogonal map); ``linear``/``affine``/``ridge`` the Moore–Penrose
         pseudo-inverse ``(y − b) pinv(R)`` (computed once per fit); ``naive`` pads/cuts.
         Round trips ``inverse_transform(transform(x)) == x`` hold exactly when d1 <= d2 (and
         R has full rank d1 for ``linear``/``affine``): when d1 > d2 the cut columns are lost.

@@ -31,6 +31,7 @@ __all__ = [
     "METRICS",
     "SIMILARITY_COLUMNS",
     "SimilarityError",
+    "distinct_rows",
     "linear_cka",
     "mutual_knn",
     "pairwise_similarity",
@@ -139,6 +140,24 @@ def mutual_knn(x: Any, y: Any, k: int = 10) -> float:
 
 
 METRICS: dict[str, Callable[..., float]] = {"linear_cka": linear_cka, "mutual_knn": mutual_knn}
+
+
+def distinct_rows(embeddings: Mapping[str, Any]) -> np.ndarray:
+    """Indices of the first occurrence of every distinct sample -> (m,) ascending int64.
+
+    ``embeddings``: ``{encoder name: (n, d_name)}`` of the same n samples. A sample repeats an
+    earlier one when its rows are equal in EVERY encoder (the same report twice): such repeats
+    are ties of :func:`mutual_knn` and extra weight in :func:`linear_cka`, so drop them first
+    with ``{name: e[idx] for name, e in embeddings.items()}``.
+    """
+    arrays = [as_matrix(a, f"embeddings[{name!r}]", SimilarityError) for name, a in embeddings.items()]
+    if not arrays:
+        raise SimilarityError("distinct_rows needs at least one encoder's embeddings")
+    if len({a.shape[0] for a in arrays}) != 1:
+        raise SimilarityError(f"every encoder must embed the same samples (same rows); got rows "
+                              f"{ {name: np.shape(a)[0] for name, a in embeddings.items()} }")
+    _, first = np.unique(np.hstack(arrays), axis=0, return_index=True)
+    return np.sort(first).astype(np.int64)
 
 
 def pairwise_similarity(embeddings: Mapping[str, Any], metric: str | Sequence[str] = tuple(METRICS),

@@ -45,13 +45,24 @@ Anchor draws: run r permutes the anchor pool with ``numpy.random.default_rng([se
 n anchors are the first n of that permutation, so within a run the sets are nested (the
 curves over n are not blurred by independent draws) and every pair uses the same anchors.
 The ``affine`` initialisation is seeded with ``seed + r``.
+
+Which anchors (``anchors=``, beyond the paper): a selection strategy instead of the random
+draw -- a name of :data:`semalign.anchors.STRATEGIES` (``"kmeans"``, ``"farthest"``,
+``"stratified"``, ``"random"``) or any callable with their signature
+``select(pool_emb (P, d), n, *, seed, run, labels) -> (n,) indices``. It chooses in the
+SOURCE space, once per (source, run, n): every target of that source is fitted on the same
+rows, looked up in its own pool (the rows correspond across encoders). Choosing in the target
+space, or jointly, would be a different question (it needs the target's embeddings of the
+whole pool before any pair is chosen). ``labels`` is the task's :attr:`EncodedTask.y_anchors`
+(``None`` when the pool is not fully labelled: ``"stratified"`` then refuses).
+``anchors="random"`` gives the very rows of the default draw, so the same frame.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -121,7 +132,9 @@ class EncodedTask:
     ``encoders``: ``{encoder name: Embeddings}``; ``domains``: ``{encoder name: "general" |
     "medical" | "medical (stand-in)"}``; ``y_train`` (n_train,), ``y_test`` (n_test,) labels
     (class names or indices); ``classes``: the class names in order; ``modality``: "text" or
-    "image"/"vision".
+    "image"/"vision". ``y_anchors`` (n_pool,): the class of every anchor-pool row, or ``None``
+    (default) when the pool is not fully labelled -- read only by a class-stratified anchor
+    selection (:func:`stitch_grid`'s ``anchors="stratified"``).
     """
 
     name: str
@@ -131,10 +144,13 @@ class EncodedTask:
     y_train: np.ndarray
     y_test: np.ndarray
     classes: list
+    y_anchors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.y_train = np.asarray(self.y_train)
         self.y_test = np.asarray(self.y_test)
+        if self.y_anchors is not None:
+            self.y_anchors = np.asarray(self.y_anchors)
         if not self.encoders:
             raise ValueError(f"task {self.name!r} has no encoders")
         missing = sorted(set(self.encoders) - set(self.domains))
@@ -160,6 +176,9 @@ class EncodedTask:
             )
         if len(np.unique(self.y_train)) < 2:
             raise ValueError(f"task {self.name!r}: y_train needs at least 2 classes")
+        if self.y_anchors is not None and self.y_anchors.shape != (self.pool_size,):
+            raise ValueError(f"task {self.name!r}: y_anchors must hold one label per anchor-pool row, "
+                             f"shape ({self.pool_size},); got shape {self.y_anchors.shape}")
 
     @property
     def pool_size(self) -> int:
@@ -251,10 +270,38 @@ def _draws(pool: int, n_anchors: Sequence[int], runs: int, seed: int) -> dict[in
     return {r: np.random.default_rng([seed, r]).permutation(pool) for r in range(runs)}
 
 
+Selector = Callable[..., np.ndarray]
+
+
+def _selector(anchors: str | Selector | None) -> Selector | None:
+    """``stitch_grid``'s ``anchors=``: ``None``, a strategy name or a callable -> callable or None."""
+    if anchors is None or callable(anchors):
+        return anchors
+    from semalign.anchors import get_strategy
+
+    return get_strategy(anchors)
+
+
+def _selected(select: Selector, pool: np.ndarray, n: int, *, seed: int, run: int,
+              labels: np.ndarray | None, source: str) -> np.ndarray:
+    """The strategy's n rows of ``pool`` (P, d), checked: n distinct whole numbers in [0, P)."""
+    from semalign.anchors import AnchorError
+
+    idx = np.asarray(select(pool, n, seed=seed, run=run, labels=labels))
+    ok = idx.shape == (n,) and np.issubdtype(idx.dtype, np.integer)
+    ok = ok and bool(((idx >= 0) & (idx < len(pool))).all()) and len(np.unique(idx)) == n
+    if not ok:
+        name = getattr(select, "__name__", repr(select))
+        raise AnchorError(f"anchor selection {name!r} for source {source!r} (n={n}, run={run}) must return "
+                          f"{n} distinct integer row indices in [0, {len(pool)}); got shape {idx.shape}, "
+                          f"dtype {idx.dtype}")
+    return idx.astype(np.int64)
+
+
 def aligned_methods() -> tuple[str, ...]:
     """The registered alignment methods stitched per anchor draw: :func:`semalign.align.methods`
-    without the anchor-free ``naive`` baseline (the built-ins: affine, linear, l-ortho, ortho),
-    in registration order — :func:`stitch_grid`'s default."""
+    without the anchor-free ``naive`` baseline (the built-ins: affine, linear, l-ortho, ortho,
+    ridge), in registration order — :func:`stitch_grid`'s default."""
     from semalign import align
 
     return tuple(m for m in align.methods() if m not in BASELINES)
@@ -274,6 +321,9 @@ def stitch_grid(
     scale: bool = False,
     lr: float = 1e-3,
     steps: int = 300,
+    anchors: str | Selector | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    decoders: dict[str, Any] | None = None,
 ) -> "pd.DataFrame":  # noqa: F821
     """Stitch every ordered (source, target) encoder pair of ``task``; one tidy frame out.
 
@@ -286,6 +336,16 @@ def stitch_grid(
     per encoder on its own train embeddings) scores them. ``baselines=True`` adds ``naive``
     and ``upper_bound`` rows (see module docstring; also added when named in ``methods``).
 
+    ``anchors``: ``None`` (default) for the paper's random draw above; a strategy name of
+    :data:`semalign.anchors.STRATEGIES` or a callable ``select(pool_emb, n, *, seed, run,
+    labels) -> (n,) indices`` to choose each source's anchors in its own space instead (module
+    docstring, "Which anchors"). ``pairs``: the ordered ``(source, target)`` pairs to stitch
+    (default every ordered pair of distinct encoders); decoders, upper bounds and naive rows
+    then cover only the encoders and pairs named. ``decoders``: ``{encoder: decoder}`` already
+    fitted by :func:`fit_decoder` on that encoder's train embeddings with this call's
+    ``decoder`` and ``scale`` (to reuse them across calls on one task; a missing one is fitted
+    here, and this dict is filled with it).
+
     Returns a DataFrame with exactly the columns :data:`COLUMNS` (``task, source, target,
     source_domain, target_domain, method, n_anchors, run, auroc``); ``attrs["modalities"]``
     maps the task name to its modality (read by Table 1).
@@ -297,7 +357,7 @@ def stitch_grid(
     """
     import pandas as pd
     import torch
-    from tqdm.auto import tqdm
+    from semalign.progress import bar as progress_bar
 
     from semalign import align
 
@@ -318,9 +378,22 @@ def stitch_grid(
     if runs < 1:
         raise ValueError(f"runs must be >= 1; got {runs}")
 
-    names = list(task.encoders)
-    pairs = [(s, t) for s, t in itertools.permutations(names, 2)]
+    if pairs is None:
+        names = list(task.encoders)
+        pairs = [(s, t) for s, t in itertools.permutations(names, 2)]
+    else:
+        pairs = [(str(s), str(t)) for s, t in pairs]
+        bad = sorted({e for p in pairs for e in p} - set(task.encoders)) + [f"{s}->{t}" for s, t in pairs if s == t]
+        if bad or not pairs:
+            raise ValueError(f"pairs must name distinct encoders of task {task.name!r} ({list(task.encoders)}); "
+                             f"got {bad or 'no pairs'}")
+        used = {e for p in pairs for e in p}
+        names = [e for e in task.encoders if e in used]
+    select = _selector(anchors)
     draws = _draws(task.pool_size, n_list, runs, seed) if n_list else {}
+    by_source: dict[str, list[str]] = {}
+    for s, t in pairs:
+        by_source.setdefault(s, []).append(t)
 
     rows: list[tuple] = []
 
@@ -331,13 +404,14 @@ def stitch_grid(
 
     total = len(names) + len(pairs) * (1 if "naive" in wanted_baselines else 0)
     total += len(n_list) * runs * len(pairs) * len(methods)
-    bar = tqdm(total=total, desc=f"stitch {task.name}", disable=not progress, leave=False)
+    bar = progress_bar(total=total, desc=f"stitch {task.name}", disable=not progress)  # + the terminal of semalign book
 
-    decoders: dict[str, Any] = {}
+    decoders = {} if decoders is None else decoders
     score_classes: dict[str, list] = {}
     for name in names:
-        dec = fit_decoder(task.encoders[name].train, task.y_train, decoder=decoder, scale=scale)
-        decoders[name] = dec
+        dec = decoders.get(name)
+        if dec is None:
+            dec = decoders[name] = fit_decoder(task.encoders[name].train, task.y_train, decoder=decoder, scale=scale)
         # decision_function columns follow the decoder's classes_ (sorted labels)
         score_classes[name] = list(dec.classes_ if hasattr(dec, "classes_") else dec[-1].classes_)
         if "upper_bound" in wanted_baselines:
@@ -358,16 +432,28 @@ def stitch_grid(
 
     # float32 tensors once: every cell's Translator then computes in float32, as a
     # Translator fitted on float32 embeddings does
-    tests = {k: torch.from_numpy(np.ascontiguousarray(e.test, dtype=np.float32)) for k, e in task.encoders.items()}
-    pools = {k: torch.from_numpy(np.ascontiguousarray(e.anchors, dtype=np.float32)) for k, e in task.encoders.items()}
+    tests = {k: torch.from_numpy(np.ascontiguousarray(task.encoders[k].test, dtype=np.float32)) for k in names}
+    pools = {k: torch.from_numpy(np.ascontiguousarray(task.encoders[k].anchors, dtype=np.float32)) for k in names}
+
+    def chosen(run: int, n: int, fit: dict) -> Any:
+        """Each source's own choice of n anchors, in its own space, for all its targets."""
+        for s, targets in by_source.items():
+            idx = torch.from_numpy(_selected(select, task.encoders[s].anchors, n, seed=seed, run=run,
+                                             labels=task.y_anchors, source=s))
+            yield from align.fit_pairs({k: pools[k][idx] for k in (s, *targets)}, methods,
+                                       [(s, t) for t in targets], **fit)
+
     # the whole loop on align's thread count (many small dependent ops; see align.align_threads)
     with align.align_threads(*pools.values()):
+        fit = dict(std_scaling=std_scaling, seed=seed, lr=lr, steps=steps)
         for run, n in itertools.product(range(runs), n_list):
-            idx = torch.from_numpy(draws[run][:n])
-            anchors = {k: pools[k][idx] for k in names}
-            for s, t, method, translator in align.fit_pairs(
-                anchors, methods, pairs, std_scaling=std_scaling, seed=seed + run, lr=lr, steps=steps
-            ):
+            fit["seed"] = seed + run
+            if select is None:  # the paper's draw: the same rows for every pair
+                idx = torch.from_numpy(draws[run][:n])
+                cells = align.fit_pairs({k: pools[k][idx] for k in names}, methods, pairs, **fit)
+            else:
+                cells = chosen(run, n, fit)
+            for s, t, method, translator in cells:
                 add(s, t, method, n, run, score(t, translator.transform(tests[s]).numpy()))
                 bar.update()
     bar.close()

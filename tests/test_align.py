@@ -624,3 +624,102 @@ def test_properties(n, d1, d2, log_scale, rel_shift, dtype, seed):
             np.testing.assert_allclose(
                 Translator(method).fit(xa, ya).transform(x), ref_translate(method, xa, ya, x), atol=1e-8
             )
+
+
+# ----------------------------------------------------------------------------------------
+# ridge (beyond the paper): penalty by cross-validation on the anchors, known answers
+# ----------------------------------------------------------------------------------------
+
+
+def ref_ridge(x, y, alpha):
+    """numpy float64: argmin ||x R - y||² + alpha ||R||² = (xᵀx + alpha I)⁻¹ xᵀy."""
+    return np.linalg.solve(x.T @ x + alpha * np.eye(x.shape[1]), x.T @ y)
+
+
+@pytest.mark.parametrize("centred", [False, True])
+def test_ridge_alpha_zero_is_linear_and_alpha_matches_the_normal_equations(rng, centred):
+    x, y = pair(rng, 80, 6, 4)
+    if centred:
+        x, y = x - x.mean(0), y - y.mean(0)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    r0 = align.ridge_state(xt, yt, centred, alpha=0.0)["R"].numpy()
+    np.testing.assert_allclose(r0, align.linear_state(xt, yt, centred)["R"].numpy(), atol=1e-12)  # N > d
+    for alpha in (1e-3, 0.7, 50.0):
+        st = align.ridge_state(xt, yt, centred, alpha=alpha)
+        np.testing.assert_allclose(st["R"].numpy(), ref_ridge(x, y, alpha), rtol=1e-9, atol=1e-12)
+        assert float(st["alpha"]) == pytest.approx(alpha)
+    with pytest.raises(ValueError, match="alpha"):
+        align.ridge_state(xt, yt, centred, alpha=-1.0)
+
+
+def test_ridge_chooses_a_small_penalty_on_noiseless_anchors(rng):
+    """y = x A exactly and N > d: every fold's held-out rows are predicted without error as the
+    penalty goes to 0, so cross-validation picks the smallest λ and recovers A."""
+    x = rng.normal(size=(120, 8))
+    a = rng.normal(size=(8, 5))
+    t = Translator("ridge", std_scaling=False).fit(x, x @ a)
+    assert float(t.state_["lam"]) == min(align.RIDGE_GRID)
+    np.testing.assert_allclose(t.R_.numpy(), a, atol=1e-4)
+
+
+def test_ridge_shrinks_where_least_squares_interpolates(rng):
+    """N - 1 ≈ d with noisy targets: least squares (min-norm) blows up, the chosen ridge penalty
+    is large, its map is much smaller and predicts new samples better."""
+    d, n = 40, 42
+    a = rng.normal(size=(d, 5)) / np.sqrt(d)
+    x, x_new = rng.normal(size=(n, d)), rng.normal(size=(500, d))
+    y = x @ a + 0.5 * rng.normal(size=(n, 5))
+    lin, ridge = Translator("linear").fit(x, y), Translator("ridge").fit(x, y)
+    assert float(ridge.state_["lam"]) >= 1e-2
+    assert np.linalg.norm(ridge.R_.numpy()) < 0.5 * np.linalg.norm(lin.R_.numpy())
+    err = lambda t: float(((t.transform(x_new) - (x_new @ a + y.mean(0) - x.mean(0) @ a)) ** 2).mean())  # noqa: E731
+    assert err(ridge) < 0.5 * err(lin)
+
+
+def test_ridge_cv_closed_form_equals_refitting_every_fold(rng):
+    """The per-fold quadratic form gives the held-out error of fitting each fold and predicting."""
+    x, y = pair(rng, 30, 7, 3, noise=1.0)
+    x, y = x - x.mean(0), y - y.mean(0)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    folds = align.ridge_folds(xt, centred=True)
+    choice = align.ridge_cv(folds, yt)
+    assert len(folds.folds) == align.RIDGE_FOLDS and choice.errors.shape == (len(align.RIDGE_GRID),)
+    held = np.concatenate([f.held.numpy() for f in folds.folds])
+    assert sorted(held) == list(range(30))  # every anchor held out exactly once
+    ref = np.zeros(len(align.RIDGE_GRID))
+    for f in folds.folds:
+        tr, ho = f.train.numpy(), f.held.numpy()
+        mx, my = x[tr].mean(0), y[tr].mean(0)
+        xc = x[tr] - mx
+        s = np.linalg.svd(xc, compute_uv=False)
+        s = s[s > 1e-10 * s[0]]
+        for g, lam in enumerate(align.RIDGE_GRID):
+            r = ref_ridge(xc, y[tr] - my, lam * (s**2).mean())
+            ref[g] += (((x[ho] - mx) @ r + my - y[ho]) ** 2).sum()
+    np.testing.assert_allclose(choice.errors, ref / y.size, rtol=1e-7)
+    assert choice.lam == align.RIDGE_GRID[int(np.argmin(ref))]
+
+
+def test_ridge_folds_keep_repeated_anchors_together(rng):
+    """A repeated anchor (the same report twice) is never held out while its twin is fitted on."""
+    base = rng.normal(size=(25, 4))
+    x = torch.from_numpy(np.vstack([base, base[:10], base[:3]]))  # 13 repeats
+    folds = align.ridge_folds(x, centred=True)
+    rows = [tuple(r) for r in x.numpy()]
+    for f in folds.folds:
+        held = {rows[i] for i in f.held.tolist()}
+        assert not held & {rows[i] for i in f.train.tolist()}
+    # one distinct anchor: nothing to hold out, the fit is still defined
+    same = torch.ones(5, 3, dtype=torch.float64)
+    assert align.ridge_folds(same).folds == ()
+    assert align.ridge_state(same, torch.randn(5, 2, dtype=torch.float64))["R"].shape == (3, 2)
+
+
+def test_ridge_penalty_does_not_depend_on_the_units(rng):
+    """λ is relative to the anchors' own spectrum: scaling the source (no standard scaling)
+    picks the same λ, and the map scales inversely."""
+    x, y = pair(rng, 50, 12, 4, noise=1.0)
+    t1 = Translator("ridge", std_scaling=False).fit(x, y)
+    t2 = Translator("ridge", std_scaling=False).fit(x * 1e3, y)
+    assert float(t1.state_["lam"]) == float(t2.state_["lam"])
+    np.testing.assert_allclose(t2.R_.numpy() * 1e3, t1.R_.numpy(), rtol=1e-8, atol=1e-12)

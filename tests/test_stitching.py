@@ -18,7 +18,7 @@ from semalign.stitching import (
     stitch_grid,
 )
 
-ALIGN_METHODS = ("affine", "linear", "l-ortho", "ortho")
+ALIGN_METHODS = ("affine", "linear", "l-ortho", "ortho", "ridge")
 
 
 def make_task(k=3, dims=(10, 14, 8), n_train=240, n_test=150, pool=120, seed=0, noise=0.05):
@@ -190,3 +190,92 @@ def test_validation():
         EncodedTask(encoders={"a": e, "b": f}, domains={"a": "general", "b": "general"}, **kw)
     with pytest.raises(ValueError, match="y_train has 3 labels"):
         EncodedTask(encoders={"a": e}, domains={"a": "general"}, **{**kw, "y_train": [0, 1, 0]})
+
+
+# ------------------------------------------------------------------ anchors=, pairs=, decoders=
+def test_anchor_hook_none_is_the_papers_draw(task, grid):
+    """anchors=None keeps the seeded draw; the "random" strategy is that very draw."""
+    from semalign import anchors
+
+    kw = dict(n_anchors=[5, 40], runs=2, seed=1, progress=False, steps=30)
+    assert stitch_grid(task, anchors=None, **kw).equals(grid)
+    assert stitch_grid(task, anchors="random", **kw).equals(grid)
+    assert stitch_grid(task, anchors=anchors.random, **kw).equals(grid)
+
+
+def test_anchor_hook_chooses_in_each_source_space(task):
+    """A callable sees the SOURCE's pool; every target of that source is fitted on its rows."""
+    seen = []
+
+    def by_first_feature(pool, n, *, seed, run, labels):
+        seen.append((pool.shape[1], n, seed, run, labels))
+        return np.argsort(pool[:, 0], kind="stable")[:n]
+
+    g = stitch_grid(task, ["ortho"], [12], runs=2, seed=3, progress=False, baselines=False, anchors=by_first_feature)
+    dims = {k: e.dim for k, e in task.encoders.items()}
+    assert sorted(seen) == sorted((d, 12, 3, r, None) for d in dims.values() for r in range(2))
+    for s, t in [("enc0", "enc1"), ("enc2", "enc0")]:
+        rows = by_first_feature(task.encoders[s].anchors, 12, seed=3, run=1, labels=None)
+        tr = Translator("ortho", seed=3 + 1).fit(task.encoders[s].anchors[rows], task.encoders[t].anchors[rows])
+        dec = fit_decoder(task.encoders[t].train, task.y_train)
+        expected = auroc(task.y_test, decision_scores(dec, tr.transform(task.encoders[s].test)), dec.classes_)
+        got = g.query("source == @s and target == @t and run == 1").auroc
+        assert got.tolist() == [pytest.approx(expected, abs=1e-12)]
+
+
+def _isometric_task(seed=0, d=6, pool=60):
+    """enc1 = enc0 · Q exactly (Q orthogonal), so ortho without scaling recovers Q from any
+    d or more anchors in general position, and the stitched AUROC is the target's upper bound."""
+    t = make_task(dims=(d, d), pool=pool, seed=seed, noise=0.0)
+    q, _ = np.linalg.qr(np.random.default_rng(seed + 1).normal(size=(d, d)))
+    e0 = t.encoders["enc0"]
+    t.encoders["enc1"] = Embeddings(e0.train @ q, e0.test @ q, e0.anchors @ q)
+    # labels of the pool rows: a class-stratified draw needs them
+    t.y_anchors = np.random.default_rng(seed).choice(t.classes, size=pool)
+    return t
+
+
+@pytest.mark.parametrize("strategy", ["random", "kmeans", "farthest", "stratified"])
+def test_every_strategy_recovers_a_hidden_isometry(strategy):
+    t = _isometric_task()
+    g = stitch_grid(t, ["ortho"], [10, 30], runs=2, progress=False, std_scaling=False, anchors=strategy)
+    ub = g[g.method == "upper_bound"].set_index("target").auroc
+    st = g[g.method == "ortho"]
+    assert len(st) == 2 * 2 * 2
+    np.testing.assert_allclose(st.auroc.to_numpy(), ub[st.target].to_numpy(), atol=1e-9)
+
+
+def test_anchor_hook_errors():
+    from semalign.anchors import AnchorError
+
+    t = make_task()
+    with pytest.raises(AnchorError, match="needs labels="):  # no y_anchors: stratified refuses, never fakes
+        stitch_grid(t, ["ortho"], [10], runs=1, progress=False, anchors="stratified")
+    with pytest.raises(AnchorError, match="unknown anchor strategy 'coreset'"):
+        stitch_grid(t, ["ortho"], [10], runs=1, progress=False, anchors="coreset")
+    for bad in (lambda p, n, **_: np.zeros(n, int), lambda p, n, **_: np.arange(n) + len(p) - 1,
+                lambda p, n, **_: np.arange(n - 1), lambda p, n, **_: np.arange(n) * 1.0):
+        with pytest.raises(AnchorError, match=r"must return 10 distinct integer row indices in \[0, 120\)"):
+            stitch_grid(t, ["ortho"], [10], runs=1, progress=False, anchors=bad)
+    with pytest.raises(ValueError, match="y_anchors must hold one label per anchor-pool row"):
+        EncodedTask(name="t", modality="text", encoders=t.encoders, domains=t.domains, y_train=t.y_train,
+                    y_test=t.y_test, classes=t.classes, y_anchors=np.zeros(3))
+
+
+def test_pairs_and_reused_decoders(task, grid):
+    g = stitch_grid(task, ["ortho"], [40], runs=1, seed=1, progress=False, pairs=[("enc0", "enc2"), ("enc1", "enc2")])
+    assert set(zip(g.source, g.target)) == {("enc0", "enc2"), ("enc1", "enc2"), ("enc0", "enc0"), ("enc1", "enc1"),
+                                             ("enc2", "enc2")}
+    assert set(g[g.method == "naive"].source) == {"enc0", "enc1"}
+    # the same cells as the full grid
+    full = grid.query("method == 'ortho' and n_anchors == 40 and run == 0").set_index(["source", "target"]).auroc
+    part = g[g.method == "ortho"].set_index(["source", "target"]).auroc
+    np.testing.assert_array_equal(part.to_numpy(), full[part.index].to_numpy())
+    decoders = {}
+    kw = dict(n_anchors=[5, 40], runs=2, seed=1, progress=False, steps=30)
+    assert stitch_grid(task, decoders=decoders, **kw).equals(grid)
+    assert set(decoders) == set(task.encoders)
+    assert stitch_grid(task, decoders=decoders, **kw).equals(grid)  # reused
+    for bad in ([("enc0", "nope")], [("enc1", "enc1")], []):
+        with pytest.raises(ValueError, match="pairs must name distinct encoders"):
+            stitch_grid(task, ["ortho"], [10], progress=False, pairs=bad)
