@@ -26,14 +26,17 @@ from __future__ import annotations
 from semalign.errors import SemalignError
 
 import argparse
+import contextlib
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import yaml
 
@@ -356,12 +359,44 @@ def _output_folder(output_dir: str | os.PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------- running
-#: Environment variable naming the *published* results folder, which :func:`read_results`
-#: falls back to: the kernel works in a staging folder, other notebooks' results are published.
+#: Environment variable naming the *published* results folders (``os.pathsep``-separated, first
+#: first), which :func:`read_results` falls back to: the kernel works in a staging folder, other
+#: notebooks' results are published.
 RESULTS_ENV = "SEMALIGN_RESULTS_DIR"
 
 
-def run_notebook(
+@dataclass
+class Outcome:
+    """What :func:`run` did: ``notebook`` (the published executed notebook), ``results`` (the
+    published results files of this run), ``key`` (its execution-cache key), ``reused`` (restored
+    from the execution cache, no kernel started), ``executed`` (when the outputs were computed,
+    local time), ``seconds`` (how long that execution took), ``reason`` (why it was executed;
+    empty when reused) and ``parameters`` (the values it ran with)."""
+
+    stem: str
+    notebook: Path
+    results: list[Path]
+    key: str
+    reused: bool
+    executed: str
+    seconds: float
+    reason: str
+    parameters: dict[str, Any]
+
+
+def notebook_parameters(src: Path, profile: str | dict, overrides: dict[str, Any] | None, *,
+                        strict: bool = True) -> tuple[Any, dict[str, Any]]:
+    """``(nb, parameters)``: the notebook read and checked, and the values it runs with (the
+    profile's for the names it declares, then the checked overrides)."""
+    prof = profile if isinstance(profile, dict) else load_profile(profile)
+    nb = _to_ipynb(src)
+    declared = declared_parameters(nb)
+    params = {k: v for k, v in profile_parameters(prof, src.stem).items() if k in declared}
+    params.update(check_overrides(nb, src.stem, overrides, strict=strict))
+    return nb, params
+
+
+def run(
     path: str | os.PathLike,
     profile: str | dict = "offline",
     overrides: dict[str, Any] | None = None,
@@ -369,21 +404,33 @@ def run_notebook(
     *,
     strict: bool = True,
     log: bool = False,
-) -> Path:
-    """Execute one notebook with a profile's parameters; return the executed ``.ipynb``.
+    force: bool = False,
+    cache: bool = True,
+    results_from: Sequence[str | os.PathLike] = (),
+    say: Callable[[str], None] | None = None,
+    progress_prefix: str | None = "",
+    progress_stream: Any = None,
+) -> Outcome:
+    """Execute one notebook with a profile's parameters, or reuse its last run; see :class:`Outcome`.
 
     ``path`` is a jupytext ``.py`` (py:percent) or ``.ipynb`` notebook, or a stem in
     ``notebooks/``. Outputs go to ``output_dir`` (default ``book/generated``): the executed
     ``<stem>.ipynb`` and the ``results/*.csv`` the notebook writes. Overrides are checked by
     :func:`check_overrides` before anything runs (``strict``: unknown names are an error).
 
+    **Execution cache** (:mod:`semalign.runcache`). Unless ``force`` (or ``cache=False``), a
+    stored run with the same key whose recorded reads still resolve is *reused*: no kernel
+    starts; its notebook and results are published as below (nothing is written when the
+    published files are already those). ``say`` gets one status line ("02_transforms: reused
+    (key …, executed …)" or "…: executing (why)"). A successful execution is stored.
+
     **All or nothing.** The kernel runs with a fresh staging folder
     ``<output_dir>/.staging-<stem>-<pid>-<random>/`` as its working directory, so
     :func:`write_results` (``results/…`` relative to it) and any other relative write land there;
     :func:`read_results` finds other notebooks' *published* results through
-    ``$SEMALIGN_RESULTS_DIR`` = ``<output_dir>/results``. Then, under a per-notebook lock
-    (``<output_dir>/.<stem>.lock``, so two concurrent runs of one notebook publish one after the
-    other, never interleaved):
+    ``$SEMALIGN_RESULTS_DIR`` = ``<output_dir>/results`` then ``results_from`` (a sweep reads the
+    book's). Then, under a per-notebook lock (``<output_dir>/.<stem>.lock``, so two concurrent
+    runs of one notebook publish one after the other, never interleaved):
 
     - on success, each staged results file is moved into ``<output_dir>/results/`` and *then*
       the executed notebook to ``<stem>.ipynb`` (each ``os.replace`` atomic). The notebook goes
@@ -394,33 +441,56 @@ def run_notebook(
     - on failure, the published ``<stem>.ipynb`` and ``results/`` are untouched; the partly
       executed notebook is kept as ``<stem>.failed.ipynb`` and the results it had staged as
       ``<stem>.failed-results/`` (both for inspection, replaced by the next failure). A
-      :class:`BookError` carries the kernel's error line.
+      :class:`BookError` carries the kernel's error line. Nothing is stored.
+
+    **Progress.** The kernel's long loops (:mod:`semalign.progress`) are drawn on this process's
+    ``progress_stream`` (default stderr), each line starting with ``progress_prefix`` (None: not
+    shown); nothing of it reaches the executed notebook.
 
     The staging folder is always removed (a hidden folder, outside the book's table of contents,
     if a killed process leaves one).
     """
+    from semalign import runcache
+
     nbformat, papermill = require_book_extra("nbformat", "papermill", "jupytext")[:2]
     _require_installed("ipykernel")
 
     src = Path(path) if Path(path).is_file() else resolve_notebook(path)
-    prof = profile if isinstance(profile, dict) else load_profile(profile)
-    nb = _to_ipynb(src)
+    nb, params = notebook_parameters(src, profile, overrides, strict=strict)
     stem = src.stem
-    declared = declared_parameters(nb)
-    params = {k: v for k, v in profile_parameters(prof, stem).items() if k in declared}
-    params.update(check_overrides(nb, stem, overrides, strict=strict))
-
     out_dir = _output_folder(output_dir if output_dir is not None else repo_root() / "book" / "generated")
-    published = out_dir / "results"
+    folders = [out_dir / "results", *(Path(p).expanduser().resolve() for p in results_from)]
+    say = say or (lambda line: None)
+
+    parts = runcache.key_parts(nb, params)
+    key = runcache.key_of(parts)
+    reason = "--force" if force else "the execution cache is off"
+    if cache and not force:
+        hit, changed = runcache.lookup(stem, key, folders)
+        if hit is not None:
+            try:
+                return _reuse(hit, out_dir, stem, key, params, say)
+            except OSError as e:  # removed meanwhile (pruned by another process), unreadable...
+                import warnings
+
+                warnings.warn(f"execution cache: the stored run of {stem} could not be restored ({e}); "
+                              "executing it", runcache.ExecutionCacheWarning, stacklevel=2)
+                changed = "the stored run could not be restored"
+        reason = changed or runcache.explain(stem, parts)
+    say(f"{stem}: executing ({reason})")
+
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{stem}-{os.getpid()}-", dir=out_dir))
     try:
         staged_results = staging / "results"
         staged_results.mkdir()
         tmp_in = staging / f".{stem}.input.ipynb"  # hidden: never taken for an output
         tmp_out = staging / f"{stem}.ipynb"
+        reads = staging / ".reads.jsonl"
         atomic_write_text(tmp_in, nbformat.writes(nb))
+        t0 = time.perf_counter()
         try:
-            _execute(papermill, tmp_in, tmp_out, params, staging, stem, published, log)
+            _execute(papermill, tmp_in, tmp_out, params, staging, stem, folders, reads, log,
+                     progress_prefix, progress_stream)
         except _KernelFailed as e:
             failed, failed_results = out_dir / f"{stem}.failed.ipynb", out_dir / f"{stem}.failed-results"
             kept = ""
@@ -432,19 +502,83 @@ def run_notebook(
                 if any(staged_results.iterdir()):
                     os.replace(staged_results, failed_results)
             raise BookError(f"notebook {stem} failed{e.where}: {e.what}{kept}") from None
-
-        final = out_dir / f"{stem}.ipynb"
-        with file_lock(out_dir / f".{stem}.lock"):
-            published.mkdir(exist_ok=True)
-            for f in sorted(staged_results.iterdir()):
-                if f.is_file() and not f.name.startswith("."):  # not a stray atomic-write temp file
-                    os.replace(f, published / f.name)
-            os.replace(tmp_out, final)  # last: see the docstring
-            (out_dir / f"{stem}.failed.ipynb").unlink(missing_ok=True)
-            shutil.rmtree(out_dir / f"{stem}.failed-results", ignore_errors=True)
-        return final
+        seconds = time.perf_counter() - t0
+        executed = time.strftime("%Y-%m-%d %H:%M")
+        produced = sorted(f for f in staged_results.iterdir() if f.is_file() and not f.name.startswith("."))
+        if cache:
+            _store(runcache, stem, key, parts, reads, tmp_out, produced, params, executed, seconds, nb)
+        results = _publish(out_dir, stem, produced, tmp_out)
+        return Outcome(stem, out_dir / f"{stem}.ipynb", results, key, False, executed, seconds, reason, params)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def run_notebook(path: str | os.PathLike, profile: str | dict = "offline", overrides: dict[str, Any] | None = None,
+                 output_dir: str | os.PathLike | None = None, *, strict: bool = True, log: bool = False,
+                 force: bool = False, cache: bool = True) -> Path:
+    """:func:`run` without status lines; returns the published executed ``.ipynb``."""
+    return run(path, profile, overrides, output_dir, strict=strict, log=log, force=force, cache=cache).notebook
+
+
+def _store(runcache, stem: str, key: str, parts: dict, reads_log: Path, notebook: Path, results: list[Path],
+           params: dict, executed: str, seconds: float, nb) -> None:
+    """Store a successful run, unless what it read cannot be trusted or its inputs changed while
+    it ran (then the next run executes again; a warning says why)."""
+    import warnings
+
+    reads = runcache.read_log(reads_log)
+    if reads is None:
+        warnings.warn(f"execution cache: the read log of {stem} is damaged; the run is published but "
+                      f"not stored", runcache.ExecutionCacheWarning, stacklevel=3)
+        return
+    if runcache.key_parts(nb, params) != parts:
+        warnings.warn(f"execution cache: the semalign source, the data manifests or the environment "
+                      f"changed while {stem} ran; the run is published but not stored",
+                      runcache.ExecutionCacheWarning, stacklevel=3)
+        return
+    import semalign
+
+    info = {"parameters": params, "executed": executed, "seconds": round(seconds, 3),
+            "semalign": getattr(semalign, "__version__", "")}
+    runcache.store(stem, key, parts, reads, notebook, results, info)
+
+
+def _publish(out_dir: Path, stem: str, results: Sequence[Path], notebook: Path) -> list[Path]:
+    """Move ``results`` into ``<out_dir>/results/`` and *then* ``notebook`` to ``<stem>.ipynb``
+    under the notebook's lock (see :func:`run`); remove an earlier failure's leftovers."""
+    published = out_dir / "results"
+    final = out_dir / f"{stem}.ipynb"
+    with file_lock(out_dir / f".{stem}.lock"):
+        published.mkdir(exist_ok=True)
+        for f in results:
+            os.replace(f, published / f.name)
+        os.replace(notebook, final)  # last: see run()
+        (out_dir / f"{stem}.failed.ipynb").unlink(missing_ok=True)
+        shutil.rmtree(out_dir / f"{stem}.failed-results", ignore_errors=True)
+    return [published / f.name for f in results]
+
+
+def _reuse(hit, out_dir: Path, stem: str, key: str, params: dict, say: Callable[[str], None]) -> Outcome:
+    """Publish a stored run (nothing is written if ``out_dir`` already holds exactly its files)."""
+    from semalign._io import sha256_file
+
+    rec = hit.record
+    final, published = out_dir / f"{stem}.ipynb", out_dir / "results"
+    targets = {n: final if n == "notebook.ipynb" else published / n.split("/", 1)[1] for n in rec["files"]}
+    if not all(t.is_file() and sha256_file(t) == rec["files"][n] for n, t in targets.items()):
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{stem}-{os.getpid()}-", dir=out_dir))
+        try:
+            (staging / "results").mkdir()
+            copies = [staging / "results" / p.name for p in hit.results]
+            for src, dst in zip(hit.results, copies):
+                shutil.copyfile(src, dst)
+            shutil.copyfile(hit.notebook, staging / f"{stem}.ipynb")
+            _publish(out_dir, stem, copies, staging / f"{stem}.ipynb")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    say(f"{stem}: reused (key {key[:12]}, executed {rec.get('executed', '?')})")
+    return Outcome(stem, final, [published / p.name for p in hit.results], key, True,
+                   str(rec.get("executed", "")), float(rec.get("seconds") or 0.0), "", params)
 
 
 class _KernelFailed(Exception):
@@ -460,21 +594,34 @@ def _one_line(text: Any) -> str:
 
 
 def _execute(papermill, tmp_in: Path, tmp_out: Path, params: dict[str, Any], cwd: Path, stem: str,
-             published: Path, log: bool) -> None:
+             published: Sequence[Path], reads: Path, log: bool, progress_prefix: str | None,
+             progress_stream: Any = None) -> None:
     """papermill in ``cwd`` with the kernel environment; a failure of the notebook → _KernelFailed."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    from semalign import progress
+    from semalign.cache import READ_LOG_ENV
+
     kernel_errors = (DeadKernelError, CellTimeoutError, NoSuchKernel)
-    env_before = {k: os.environ.get(k) for k in (*_KERNEL_ENV, RESULTS_ENV)}
+    channel = cwd / ".progress.jsonl"
+    kernel_env = {**_KERNEL_ENV, "SEMALIGN_NOTEBOOK": stem, RESULTS_ENV: os.pathsep.join(map(str, published)),
+                  READ_LOG_ENV: str(reads)}
+    if progress_prefix is not None:
+        kernel_env[progress.PROGRESS_ENV] = str(channel)
+    env_before = {k: os.environ.get(k) for k in (*kernel_env, progress.PROGRESS_ENV)}
     # the kernel inherits these: results_path() reads SEMALIGN_NOTEBOOK, read_results() the
-    # published results folder; no progress bars in pages
-    os.environ.update({**_KERNEL_ENV, "SEMALIGN_NOTEBOOK": stem, RESULTS_ENV: str(published)})
+    # published results folders, the execution cache the read log; no progress bars in pages
+    os.environ.pop(progress.PROGRESS_ENV, None)
+    os.environ.update(kernel_env)
+    shown = (progress.monitor(channel, prefix=progress_prefix, stream=progress_stream)
+             if progress_prefix is not None else contextlib.nullcontext())
     try:
-        papermill.execute_notebook(
-            str(tmp_in), str(tmp_out), parameters=params, kernel_name="python3",
-            cwd=str(cwd), progress_bar=False, log_output=log,
-        )
+        with shown:
+            papermill.execute_notebook(
+                str(tmp_in), str(tmp_out), parameters=params, kernel_name="python3",
+                cwd=str(cwd), progress_bar=False, log_output=log,
+            )
     except papermill.PapermillExecutionError as e:
         raise _KernelFailed(f" in cell {e.exec_count}", f"{e.ename}: {_one_line(e.evalue)}") from None
     except kernel_errors as e:  # the kernel itself died (out of memory?), timed out or is missing
@@ -510,21 +657,33 @@ def read_results(stem: str, results_dir: str | os.PathLike | None = None):
     """Read a notebook's results; a clear error if that notebook has not run yet.
 
     Without ``results_dir``: this run's own ``results/<stem>.csv`` (working directory) if it
-    wrote one, else the published one in ``$SEMALIGN_RESULTS_DIR`` (set by :func:`run_notebook`
-    for its kernel).
+    wrote one, else the first published one in ``$SEMALIGN_RESULTS_DIR`` (set by :func:`run`
+    for its kernel: the output folder's ``results/``, then a sweep's fallbacks). A read of
+    another notebook's published results (or of ``results_dir``) is recorded for the execution
+    cache by its sha256 (:func:`semalign.cache.record_read`): when those results change, this
+    notebook is executed again.
     """
+    import io
+
     import pandas as pd
+
+    from semalign.cache import record_read
 
     if results_dir is not None:
         folders = [Path(results_dir)]
     else:
         folders = [Path("results")]
-        if os.environ.get(RESULTS_ENV):
-            folders.append(Path(os.environ[RESULTS_ENV]))
-    for folder in folders:
+        folders += [Path(p) for p in os.environ.get(RESULTS_ENV, "").split(os.pathsep) if p]
+    for i, folder in enumerate(folders):
         path = folder / f"{stem}.csv"
         if path.is_file():
-            return pd.read_csv(path)
+            data = path.read_bytes()  # what is hashed is what is parsed
+            sha = hashlib.sha256(data).hexdigest()
+            if results_dir is not None:
+                record_read({"kind": "file", "path": str(path.resolve()), "sha256": sha})
+            elif i > 0:  # not this run's own staged results
+                record_read({"kind": "results", "stem": stem, "sha256": sha})
+            return pd.read_csv(io.BytesIO(data))
     raise BookError(f"{folders[-1] / f'{stem}.csv'} is missing: run notebook {stem} first (`semalign run {stem}`)")
 
 
@@ -584,21 +743,40 @@ def build_book(root: Path | None = None, *, all_pages: bool = True) -> Path:
 
 
 def cli_run(args: argparse.Namespace) -> int:
-    """``semalign run NOTEBOOK [--profile P] [-p name value …] [--output-dir D]``.
+    """``semalign run NOTEBOOK [--profile P] [-p name value …] [--name NAME] [--output-dir D] [--force]``.
 
-    A :class:`BookError` propagates to :func:`semalign.cli.main`, which prints it as one line
-    and exits 2.
+    Without ``-p``/``--name`` (or with ``--output-dir``): the book's own run, into
+    ``book/generated`` (or ``D``); prints the executed notebook's path. With ``-p`` or
+    ``--name`` and no ``--output-dir``: a sweep into its own run folder
+    (:func:`semalign.runs.sweep`). Either way the execution cache reuses an unchanged run
+    unless ``--force``. A :class:`BookError` propagates to :func:`semalign.cli.main`, which
+    prints it as one line and exits 2.
     """
-    print(run_notebook(args.notebook, args.profile, parse_overrides(args.parameter), args.output_dir))
+    overrides = parse_overrides(args.parameter)
+    if getattr(args, "name", None) and getattr(args, "output_dir", None) is not None:
+        raise BookError("give --name (a run folder under runs/) or --output-dir (any folder), not both")
+    if getattr(args, "output_dir", None) is None and (overrides or getattr(args, "name", None)):
+        from semalign.runs import cli_sweep
+
+        return cli_sweep(args, overrides)
+    o = run(args.notebook, args.profile, overrides, args.output_dir, force=getattr(args, "force", False),
+            say=lambda line: print(f"[semalign run] {line}", flush=True), progress_prefix="[semalign run]   ")
+    print(o.notebook)
     return 0
 
 
+def _book_say(line: str) -> None:
+    print(f"[semalign book] {line}", flush=True)
+
+
 def cli_book(args: argparse.Namespace) -> int:
-    """``semalign book [--profile P] [-p name value …] [--only STEM …] [--no-build]``.
+    """``semalign book [--profile P] [-p name value …] [--only STEM …] [--no-build] [--force]``.
 
     Everything that can be checked is checked before the first notebook runs (the book extra,
     the profile, every ``-p`` against every notebook, the output folder), so a typo costs
-    seconds, not a half-executed book. Errors propagate to :func:`semalign.cli.main`.
+    seconds, not a half-executed book. Each notebook is reused from the execution cache when
+    nothing it depends on changed (``--force``: execute them all); the terminal shows each
+    notebook and each long loop inside it. Errors propagate to :func:`semalign.cli.main`.
     """
     require_book_extra()
     _require_installed("ipykernel")
@@ -607,7 +785,8 @@ def cli_book(args: argparse.Namespace) -> int:
     root = repo_root()
     prof = load_profile(args.profile)
     overrides = parse_overrides(args.parameter)
-    nbs = list_notebooks(root)
+    # the summary reads the other notebooks' results (06_beyond's too): it runs last
+    nbs = sorted(list_notebooks(root), key=lambda p: p.stem.endswith("_summary"))
     if args.only:
         nbs = [resolve_notebook(s, root) for s in args.only]
     declared_any: set[str] = set()
@@ -619,11 +798,14 @@ def cli_book(args: argparse.Namespace) -> int:
     if unknown:
         raise BookError(f"no notebook has a parameter {', '.join(unknown)}")
     out_dir = _output_folder(root / "book" / "generated")
+    force = getattr(args, "force", False)
     for src in nbs:
         t0 = time.perf_counter()
         print(f"[semalign book] {src.stem} (profile {prof['name']}) …", flush=True)
-        run_notebook(src, prof, overrides, out_dir, strict=False)
-        print(f"[semalign book] {src.stem} done in {time.perf_counter() - t0:.1f} s", flush=True)
+        done = run(src, prof, overrides, out_dir, strict=False, force=force, say=_book_say,
+                   progress_prefix="[semalign book]   ", progress_stream=sys.stdout)
+        if not done.reused:
+            print(f"[semalign book] {src.stem} done in {time.perf_counter() - t0:.1f} s", flush=True)
     if not args.no_build:
         index = build_book(root)
         print(index)

@@ -132,16 +132,25 @@ def _files_memo_path() -> Path:
     return cache_dir() / "files-sha256.json"
 
 
+def stat_signature(path: str | os.PathLike) -> list[int] | None:
+    """``[size, mtime_ns, ctime_ns, inode, device]`` of a file (None if it cannot be stat'ed):
+    what :func:`inputs_digest` memoises a file's sha256 by, and what a recorded read of an image
+    file is checked against (:func:`record_read`)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
 def _file_sha256(path: str | os.PathLike, memo: dict, changed: list) -> str:
     """sha256 of a file's bytes, memoised by its stat signature (size, mtime, ctime, inode):
     a file is read once, and again only after it changed. ``ctime`` and the inode catch a
     replacement that kept the size and the mtime (``cp -p``, ``shutil.copy2``)."""
     p = os.path.abspath(os.fspath(path))
-    try:
-        st = os.stat(p)
-    except OSError:
+    sig = stat_signature(p)
+    if sig is None:
         return "missing"  # the encoder reports it; a later file at this path is a miss
-    sig = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
     hit = memo.get(p)
     # a damaged memo (hand-edited, another shape) is only a miss: the file is hashed again
     if isinstance(hit, list) and len(hit) == len(sig) + 1 and hit[:-1] == sig and isinstance(hit[-1], str):
@@ -519,19 +528,74 @@ def embed_cached(encoder: Any, inputs: Sequence, ids: Sequence[str], dataset: st
                         _ensure_meta(d, meta)
             except (OSError, SemalignError):
                 pass  # a read-only cache still serves its verified results
+        _record_embedding_read(encoder, dataset, key, items)
         return got
 
     locked = False
     try:
         with _entry_lock(d, LOCK_TIMEOUT):
             locked = True
-            return _fill(encoder, items, dataset, d, meta, full_expect, batch_size, progress, chunk_size)
+            got = _fill(encoder, items, dataset, d, meta, full_expect, batch_size, progress, chunk_size)
     except OSError as e:
         # taking the lock failed on the disk (read-only cache...); what _fill raises is either
         # already a CacheWriteError or the encoder's own error (an unreadable input image)
         if locked or isinstance(e, CacheWriteError) or e.errno not in _DISK_ERRNOS:
             raise
         raise _write_error(e, d) from e
+    _record_embedding_read(encoder, dataset, key, items)
+    return got
+
+
+# --------------------------------------------------------------------------------------------
+# what a notebook run read (semalign.book's execution cache)
+# --------------------------------------------------------------------------------------------
+#: The file a notebook kernel appends what it read to, one JSON line per read (set by
+#: :func:`semalign.book.run_notebook` for its kernel; unset, nothing is recorded).
+READ_LOG_ENV = "SEMALIGN_READ_LOG"
+
+
+def record_read(record: dict) -> None:
+    """Append ``record`` as one JSON line to ``$SEMALIGN_READ_LOG`` (nothing when it is unset).
+
+    The book's execution cache reuses a notebook's outputs only while everything its run read
+    still resolves: each embedding entry (:func:`embed_cached` records ``kind: "embedding"``)
+    and each other notebook's results file (:func:`semalign.book.read_results` records
+    ``kind: "results"``). A write failure is not swallowed: a log missing a read could make the
+    execution cache reuse a run it should not.
+    """
+    path = os.environ.get(READ_LOG_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(_canonical(record) + "\n")
+
+
+def _record_embedding_read(encoder: Any, dataset: str, key: str, items: Sequence) -> None:
+    """:func:`record_read` of one :func:`embed_cached` call: the encoder, the dataset key, the
+    entry key, and for inputs that are image files their :func:`stat_signature` (the embedding
+    key holds their sha256, memoised by exactly that signature)."""
+    if not os.environ.get(READ_LOG_ENV):
+        return
+    rec: dict[str, Any] = {"kind": "embedding", "encoder": str(encoder.name), "dataset": dataset,
+                           "key": key, "n": len(items)}
+    if getattr(encoder, "modality", "text") != "text":
+        files = [[os.path.abspath(os.fspath(x)), stat_signature(x)] for x in items
+                 if isinstance(x, (str, os.PathLike))]
+        if files:
+            rec["files"] = files
+    record_read(rec)
+
+
+def entry_present(encoder_name: str, key: str) -> bool:
+    """Whether the cache holds a complete entry for ``key`` of encoder ``encoder_name``: its
+    result file is there with a sidecar naming this key and its size (cheap, no hashing;
+    :func:`embed_cached` verifies the checksum before any use)."""
+    d = embeddings_dir() / _safe(encoder_name) / str(key)[:40]
+    try:
+        side = _load_sidecar(d / "embeddings.json")
+        return (side.get("key") == key and _kind(d / "embeddings.npy") == "file"
+                and os.lstat(d / "embeddings.npy").st_size == side["bytes"])
+    except (FileNotFoundError, _Damaged, ValueError, OSError):
+        return False
 
 
 @contextlib.contextmanager

@@ -29,18 +29,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a notebook parameter in every notebook (repeatable)")
     b.add_argument("--only", nargs="*", default=None, help="run only these notebooks (stems)")
     b.add_argument("--no-build", action="store_true", help="execute notebooks but skip jupyter-book build")
-    b.set_defaults(func=_lazy("semalign.book", "cli_book"))
+    b.add_argument("--force", action="store_true",
+                   help="execute every notebook, even those the execution cache would reuse")
+    b.add_argument("--student", action="store_true",
+                   help="only build the student edition (solutions stripped) into _build/student/html "
+                   "from the notebooks `semalign book` executed; runs nothing")
+    full, student = _lazy("semalign.book", "cli_book"), _lazy("semalign.course", "cli_student")
+    b.set_defaults(func=lambda args: (student if args.student else full)(args))
 
-    r = sub.add_parser("run", help="execute one notebook (jupytext -> papermill) into book/generated/; "
-                       "its outputs are published only if it completes")
+    r = sub.add_parser("run", help="execute one notebook (jupytext -> papermill) into book/generated/, or with "
+                       "-p/--name into a run folder of its own (a sweep); outputs are published only if it completes")
     r.add_argument("notebook", help="a notebook path or stem, e.g. 02_transforms (or 02)")
     r.add_argument("--profile", default="offline",
                    help="paper, open, offline (default) or the path of a .yml/.yaml profile file")
     r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="override a parameter of the notebook; VALUE is YAML, of the default's type (repeatable)")
+                   help="override a parameter of the notebook; VALUE is YAML, of the default's type (repeatable); "
+                   "makes this a sweep into runs/<name>/ unless --output-dir is given")
+    r.add_argument("--name", default=None,
+                   help="the sweep's folder name under runs/ (default <stem>-<hash of the overrides>)")
     r.add_argument("--output-dir", default=None,
-                   help="folder for <stem>.ipynb and results/<stem>.csv (default book/generated)")
+                   help="folder for <stem>.ipynb and results/<stem>.csv (default book/generated, or the run folder)")
+    r.add_argument("--force", action="store_true", help="execute even if the execution cache holds this run")
     r.set_defaults(func=_lazy("semalign.book", "cli_run"))
+
+    rs = sub.add_parser("runs", help="list the sweeps in the runs folder (semalign run -p …)")
+    rs.set_defaults(func=_lazy("semalign.runs", "cli_runs"))
+
+    cmp = sub.add_parser("compare", help="compare two runs: parameters that differ, mean results side by side")
+    cmp.add_argument("a", metavar="RUN_A", help="'book' (book/generated), a run name (semalign runs) or a folder")
+    cmp.add_argument("b", metavar="RUN_B", help="the same; differences are B - A")
+    cmp.add_argument("--by", default=None, help="grouping columns, comma-separated (default: inferred)")
+    cmp.add_argument("--notebook", nargs="*", default=None, help="only these notebooks (stems)")
+    cmp.set_defaults(func=_lazy("semalign.runs", "cli_compare"))
 
     a = sub.add_parser("assets", help="registry assets (weights and data shipped in PyPI wheels)")
     a.add_argument("action", choices=["fetch", "ls"])

@@ -251,7 +251,10 @@ def test_a_shared_pool_gets_one_cache_key_across_tasks():
     assert len(pool) == 1 and pool == {_family(i) for i in b.anchors["id"]} - {_family(i) for i in b.train["id"]}
     (fam,) = pool
     assert _group_key(fam, a) == _group_key(fam, b), "the pool is embedded once"
-    assert _group_key(_family(a.test["id"].iloc[0]), a) == a.dataset_key != b.dataset_key
+    test_fam = _family(a.test["id"].iloc[0])
+    assert test_fam == _family(b.test["id"].iloc[0]), "one shared test pool"
+    assert _group_key(test_fam, a) == _group_key(test_fam, b) != a.dataset_key != b.dataset_key
+    assert _group_key("CXR", a) == a.dataset_key, "a family no pool names uses the task's key"
 
 
 def test_binary_labels_mark_the_positive_class():

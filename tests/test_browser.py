@@ -213,7 +213,36 @@ def test_launch_buttons_open_tracked_sources():
         html = (site_dir() / page).read_text()
         assert "colab.research.google.com" not in html, f"{page} offers a Colab link"
         for url in re.findall(r'href="(https://mybinder\.org/[^"]+)"', html):
-            target = url.split("urlpath=", 1)[1].split("/", 1)[1]
+            target = re.sub(r"^(lab/)?tree/", "", url.split("urlpath=", 1)[1])  # JupyterLab or classic UI
             assert target in tracked, f"{page}: Binder would open {target}, which git does not track"
             seen += 1
     assert seen >= 5, f"expected a Binder link on every chapter, found {seen}"
+
+
+#: Chapters that end with exercises whose solutions are hidden by default (semalign.course).
+EXERCISE_PAGES = ("01_semantic_alignment", "02_transforms", "03_general_to_medical", "04_zeroshot")
+
+
+def test_solutions_are_hidden_until_opened(browser, server):
+    """Every exercise's solution is a dropdown: its content invisible until its title is clicked."""
+    pages = [p for p in book_pages() if Path(p).stem in EXERCISE_PAGES]
+    if os.environ.get("SEMALIGN_BOOK_HTML") and not pages:
+        pytest.skip("the custom site has no exercise pages")
+    if len(pages) < len(EXERCISE_PAGES):
+        _skip_or_fail(f"exercise pages missing from the built book: {sorted(set(EXERCISE_PAGES) - {Path(p).stem for p in pages})}")
+    for page_path in pages:
+        ctx = browser.new_context()
+        ctx.set_default_timeout(60_000)
+        page = ctx.new_page()
+        page.goto(f"{server}/{page_path}", wait_until="load")
+        assert page.locator(".exercise").count() >= 2, f"{page_path}: expected at least two exercises"
+        solutions = page.locator(".solution.dropdown")
+        n = solutions.count()
+        assert n >= 2, f"{page_path}: expected a solution per exercise, found {n}"
+        for i in range(n):
+            body = solutions.nth(i).locator("section").first
+            body.wait_for(state="hidden", timeout=15_000)  # sphinx-togglebutton collapses it on load
+        first = solutions.first
+        first.locator("button.toggle-button").click()
+        first.locator("section").first.wait_for(state="visible", timeout=15_000)
+        ctx.close()

@@ -56,8 +56,11 @@ def _refuse(*a, **k):
 @pytest.fixture
 def no_execution(monkeypatch):
     """Call it before `semalign book`: that must refuse before executing anything (and so never
-    touches the repository's book/generated/)."""
-    return lambda: monkeypatch.setattr(book, "run_notebook", _refuse)
+    touches the repository's book/generated/, nor reuses a stored run into it)."""
+    def refuse_all():
+        monkeypatch.setattr(book, "run_notebook", _refuse)
+        monkeypatch.setattr(book, "run", _refuse)
+    return refuse_all
 
 
 @pytest.fixture
