@@ -24,10 +24,10 @@ profile = "offline"
 device = "cpu"
 batch_size = 64
 seed = 0
-task_params = {"synthcxr-*": {"n_train_per_class": 40, "n_test_per_class": 40, "n_pool": 200}}
+task_params = {"synthcxr-*": {"n_train_per_class": 100, "n_test_per_class": 100, "n_pool": 200}}
 text_task = "openi-5class"
 source = "minilm-l6"
-target = "standin-text-mesh"
+target = "standin-text-minilm-openi"
 n_anchors = 300
 anchor_pool = 1200
 n_show = 120
@@ -96,3 +96,103 @@ fig1.chart(points, title=f"{source} → {target}: held-out reports, target PCA f
 
 # %%
 scores.round(3)
+
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a solution, hidden until you open it (the student edition of the book,
+# `semalign book --student`, has none). The checks of `semalign.course` run in a second on the
+# arrays above and say what is wrong, and how to look for the fix, when something is.
+#
+# ```{exercise} Procrustes in five lines
+# :label: ex-01-procrustes
+#
+# `ortho` is orthogonal Procrustes: the (semi-)orthogonal $R$ of shape $d_1 \times d_2$ that
+# minimises $\lVert X R - Y \rVert_F$ for anchors $X$ ($N \times d_1$) and $Y$ ($N \times d_2$).
+# Write `procrustes(x, y)` with numpy in at most five lines (hint: the SVD of $X^\top Y$), then
+# check it: on planted rotations, against `Translator("ortho", std_scaling=False)` on random
+# anchors of different dimensions, and — after the paper's standard scaling — against
+# `Translator("ortho")` on this chapter's anchors.
+# ```
+
+# %%
+import numpy as np
+
+from semalign.course import check
+
+
+def procrustes(x, y):
+    """R (d1, d2), (semi-)orthogonal, minimising ||x @ R - y|| for x (N, d1), y (N, d2)."""
+    raise NotImplementedError("your code here")
+
+
+# check.procrustes(procrustes, anchors=(held.x_anchors, held.y_anchors))   # uncomment to check
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex-01-procrustes
+# :class: dropdown
+# ```
+#
+# With $U S V^\top$ the SVD of $X^\top Y$, $\operatorname{tr}(R^\top X^\top Y)$ is largest over
+# orthogonal $R$ for $R = U V^\top$; the thin SVD makes $R$ rectangular when $d_1 \neq d_2$ (the
+# zero padding of Sec. 3.1, never built).
+
+# %% tags=["solution"]
+def procrustes(x, y):
+    u, _, vt = np.linalg.svd(x.T @ y, full_matrices=False)
+    return u @ vt
+
+
+check.procrustes(procrustes, anchors=(held.x_anchors, held.y_anchors))
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} Close is not the same as found
+# :label: ex-01-retrieval
+#
+# A high mean cosine can come from a direction all embeddings share, so that even unrelated
+# reports lie close together. A stricter test: is each translated report's *nearest* target
+# embedding, among all the held-out ones, its own? Write `top1(y_hat, y_true)`, the fraction of
+# rows $i$ of `y_hat` whose most cosine-similar row of `y_true` is row $i$, and check it. Then
+# predict, and measure, its value for `naive` and for `ortho` on the held-out reports
+# (`held.x_test` translated, against `held.y_test`; chance is one over the number of reports).
+# ```
+
+# %%
+def top1(y_hat, y_true):
+    """Fraction of rows i of y_hat (n, d) whose most cosine-similar row of y_true (n, d) is row i."""
+    raise NotImplementedError("your code here")
+
+
+# check.top1(top1)                                                       # uncomment to check
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex-01-retrieval
+# :class: dropdown
+# ```
+#
+# Normalise the rows, take all cosine similarities at once, and count the rows whose best
+# match is on the diagonal.
+
+# %% tags=["solution"]
+def top1(y_hat, y_true):
+    a = y_hat / np.linalg.norm(y_hat, axis=1, keepdims=True)
+    b = y_true / np.linalg.norm(y_true, axis=1, keepdims=True)
+    return float(np.mean(np.argmax(a @ b.T, axis=1) == np.arange(len(a))))
+
+
+check.top1(top1)
+for name in ("naive", "ortho"):
+    mapped = Translator(name, seed=seed).fit(held.x_anchors, held.y_anchors).transform(held.x_test)
+    print(f"{name:6s} top-1 retrieval {top1(mapped, held.y_test):.2f} (chance {1 / len(held.y_test):.3f})")
+
+# %% [markdown] tags=["solution"]
+# Retrieval asks more than closeness: a translated report must be closer to its own target than
+# to every other report's, which a shared direction cannot fake.
+#
+# ```{solution-end}
+# ```

@@ -24,13 +24,13 @@ profile = "offline"
 device = "cpu"
 batch_size = 64
 seed = 0
-task_params = {"synthcxr-*": {"n_train_per_class": 40, "n_test_per_class": 40, "n_pool": 200}}
+task_params = {"synthcxr-*": {"n_train_per_class": 100, "n_test_per_class": 100, "n_pool": 200}}
 runs = 3
 anchor_pool = 1200
 text_task = "openi-5class"
-text_encoders = ["minilm-l6", "wordllama-256", "standin-text-mesh", "standin-text-tfidf"]
+text_encoders = ["minilm-l6", "wordllama-256", "standin-text-minilm-openi", "standin-text-wordllama-openi"]
 vision_task = "synthcxr-pneumonia"
-vision_encoders = ["efficientnet-lite0", "mobilenet-v2", "standin-vision-synthcxr"]
+vision_encoders = ["efficientnet-lite0", "mobilenet-v2", "standin-vision-ssl"]
 methods = ["affine", "linear", "l-ortho", "ortho"]
 anchor_counts = [10, 50, 250, 1000]
 
@@ -113,3 +113,122 @@ fig3.chart(vision_res, title=f"(b) vision — {vision_task} (ours, profile {prof
 
 # %%
 Markdown(fig3.reading(vision_res, "vision"))
+
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a solution, hidden until you open it (the student edition of the book,
+# `semalign book --student`, has none). Predict before you measure: write your prediction in
+# the cell first, then let `semalign.course.check` compare it with the measurement.
+#
+# ```{exercise} Predict, then switch off standard scaling
+# :label: ex-02-scaling
+#
+# Every transform here runs after the paper's standard scaling: each feature centred and divided
+# by its standard deviation over the anchors, the output de-normalised with the target's
+# statistics (Sec. 3.1). *Predict first*: with `ortho` at the largest anchor count of panel (a),
+# does switching it off (`Translator("ortho", std_scaling=False)`) make the stitched AUROC of
+# the text encoders higher, lower or about the same? Then measure it for every ordered pair of
+# text encoders on run 0's anchors (the one-stitch cell above shows each step) and compare with
+# `check.effect`.
+# ```
+
+# %%
+from semalign.course import check
+
+n_max = max(fig3.counts_within(anchor_counts, text.pool_size))
+run0 = np.random.default_rng([seed, 0]).permutation(text.pool_size)[:n_max]   # run 0's anchors
+text_pairs = [(s, t_) for s in text_encoders for t_ in text_encoders if s != t_]
+scaling_prediction = None        # "higher", "lower" or "same": write it before measuring
+
+
+def stitched_auroc(source, target, std_scaling):
+    """AUROC of `source`'s test reports translated by ortho (fitted on run0) and classified by `target`'s decoder."""
+    raise NotImplementedError("your code here")
+
+
+# check.effect(scaling_prediction, [stitched_auroc(s, t_, True) for s, t_ in text_pairs],
+#              [stitched_auroc(s, t_, False) for s, t_ in text_pairs], change="switching off standard scaling")
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex-02-scaling
+# :class: dropdown
+# ```
+#
+# Prediction, written before measuring: **lower**. Standard scaling does two things a rotation
+# cannot: it removes each encoder's mean embedding (a rotation maps the source's mean onto some
+# other direction, not onto the target's mean) and it puts every feature on one scale (a rotation
+# keeps the source's lengths, while the target's decoder was trained on the target's).
+
+# %% tags=["solution"]
+scaling_prediction = "lower"
+decoders = {name: fit_decoder(text.encoders[name].train, text.y_train) for name in text_encoders}
+
+
+def stitched_auroc(source, target, std_scaling):
+    src_e, tgt_e, dec = text.encoders[source], text.encoders[target], decoders[target]
+    tr = Translator("ortho", std_scaling=std_scaling, seed=seed).fit(src_e.anchors[run0], tgt_e.anchors[run0])
+    return auroc(text.y_test, decision_scores(dec, tr.transform(src_e.test)), list(dec.classes_))
+
+
+check.effect(scaling_prediction, [stitched_auroc(s, t_, True) for s, t_ in text_pairs],
+             [stitched_auroc(s, t_, False) for s, t_ in text_pairs], change="switching off standard scaling");
+
+# %% [markdown] tags=["solution"]
+# If the measurement disagrees with the prediction, look at what scaling had to correct: the
+# encoders' mean embeddings and their features' spreads (`text.encoders[s].anchors.mean(0)`,
+# `.std(0)`). Embeddings that are already nearly centred, with features of similar spread, leave
+# it little to do.
+#
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} Which transform wins with few anchors?
+# :label: ex-02-few-anchors
+#
+# With few anchors, a transform with fewer parameters has less to estimate and less to get wrong.
+# Rank the transforms of `methods` from best to worst at the *smallest* anchor count of panel
+# (a), before you look at the left end of the chart. Then write `few_anchor_means(res)`, the mean
+# AUROC of each transform at the smallest anchor count of a Fig. 3 results frame, and compare
+# your ranking with `check.ordering(ranking, few_anchor_means(text_res))`.
+# ```
+
+# %%
+few_anchor_ranking = []          # the transforms of `methods`, best first, written before looking
+
+
+def few_anchor_means(res):
+    """{method: mean AUROC} of the transforms (not naive, not the upper bound) at res's smallest anchor count."""
+    raise NotImplementedError("your code here")
+
+
+# check.ordering(few_anchor_ranking, few_anchor_means(text_res), what="transforms at the fewest anchors")
+
+# %% [markdown] tags=["solution"]
+# ```{solution-start} ex-02-few-anchors
+# :class: dropdown
+# ```
+#
+# Prediction, before looking: the paper's text panel (Fig. 3a) has `ortho` on top, and an
+# orthogonal map cannot blow up the scale of a fit on a handful of anchors, so `ortho`, then
+# `l-ortho`, then `linear` (a minimum-norm fit that interpolates the few anchors exactly), and
+# `affine` last (300 Adam steps from a random start move it little from where it began).
+
+# %% tags=["solution"]
+paper_order = ["ortho", "l-ortho", "linear", "affine"]
+few_anchor_ranking = [m for m in paper_order if m in methods] + [m for m in methods if m not in paper_order]
+
+
+def few_anchor_means(res):
+    aligned = res[~res["method"].isin(fig3.BASELINES)]
+    fewest = aligned[aligned["n_anchors"] == aligned["n_anchors"].min()]
+    return fewest.groupby("method")["auroc"].mean().to_dict()
+
+
+check.ordering(few_anchor_ranking, few_anchor_means(text_res), what="transforms at the fewest anchors");
+
+# %% [markdown] tags=["solution"]
+# ```{solution-end}
+# ```

@@ -42,3 +42,16 @@ HTML(claims.html(summary, profile=profile))
 
 # %%
 Markdown(claims.reading(summary, profile))
+
+# %% [markdown]
+# ## Beyond the paper
+# What the chapter *Beyond the paper* found with this profile, read from its results file
+# (`results/06_beyond.csv`). These are not claims of the paper: they answer questions it leaves
+# open (which anchors, why a pair stitches, a training-free baseline, the least-squares dip).
+
+# %%
+try:
+    beyond_results = book.read_results("06_beyond")
+except book.BookError:  # the chapter has not run with this profile
+    beyond_results = None
+Markdown(claims.beyond_list(beyond_results, profile))

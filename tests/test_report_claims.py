@@ -78,3 +78,33 @@ def test_claims_come_from_the_numbers_and_are_counted():
     assert f"{k['held']} of {k['tested']} tested claims hold" in claims.reading(s, "offline")
     html = claims.html(s, profile="offline")
     assert html.count("<tr>") == len(s) + 1 and "#888888" in html, "one row per claim; not tested in grey"
+
+
+def _with_baseline(ours: list[float], base: list[float], se: float) -> pd.DataFrame:
+    z = zs(ours)
+    z["auroc_se"] = se
+    b = z.assign(approach="synthclip", vision_encoder="synthclip-image", auroc=base)
+    return pd.concat([z, b], ignore_index=True)
+
+
+@pytest.mark.parametrize("base, se, holds", [
+    ([0.70, 0.70, 0.70], 0.01, "yes"),   # equal bars: within noise everywhere
+    ([0.90, 0.90, 0.60], 0.01, "no"),    # worse on two of three tasks beyond 2 SE
+    ([0.75, 0.75, 0.75], 0.05, "yes"),   # 0.05 apart but 2 SE of the difference is 0.14: within noise
+])
+def test_comparable_to_the_multimodal_baseline_is_judged_against_its_noise(base, se, holds):
+    s = claims.compute(fig3(), PAPER_TABLE1, PAPER_TABLE1, _with_baseline([0.7, 0.7, 0.7], base, se))
+    row = claim(s, "unimodal comparable to")
+    assert row.holds == holds, row.to_dict()
+    assert "MedCLIP-like" in row.claim and row.paper == "comparable to MedCLIP"
+
+
+def test_a_failing_claim_says_what_differs_from_the_papers_setting_offline_only():
+    s = claims.compute(fig3(), t1_with("vision", "Gen→Med", -20.0), PAPER_TABLE1, zs([0.7]))
+    d = claims.differences(s, "offline")
+    failing = s["holds"] == "no"
+    assert failing.any()
+    assert (d[failing] != "").all() and (d[~failing] == "").all()
+    assert "stand-ins" in d[s["claim"] == "Gen→Med alignment vs SUB (vision)"].iloc[0]
+    assert (claims.differences(s, "paper") == "").all(), "the paper profile runs the paper's setting"
+    assert "what differs from the paper's setting" in claims.html(s, profile="offline")

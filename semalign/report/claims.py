@@ -16,7 +16,7 @@ import pandas as pd
 from semalign.report import fig3, fig4, table1
 from semalign.report.style import GAIN, LOSS, NEUTRAL, is_medical
 
-__all__ = ["compute", "counts", "html", "reading"]
+__all__ = ["OFFLINE_DIFFERENCES", "beyond_list", "compute", "counts", "differences", "html", "reading"]
 
 _HOLDS = {True: "yes", False: "no", None: "not tested"}
 _PANELS = (("(a) text", "text", "ortho"), ("(b) vision", "vision", "affine"))  # (panel, modality, paper's best)
@@ -85,6 +85,14 @@ def compute(fig3_results: pd.DataFrame, ours_t1: pd.DataFrame, paper_t1: pd.Data
         add("4.2, Fig. 4", "unimodal beats CLIP", "6 of 7 tasks",
             f"{int((best.reindex(clip.index) > clip).sum())} of {len(clip)} tasks" if len(clip) else
             "no CLIP in this profile", None if not len(clip) else bool((best.reindex(clip.index) > clip).mean() > 0.5))
+        k4 = fig4.numbers(fig4_results)
+        for a in ("medclip", "synthclip"):
+            if f"{a}_pairs" in k4 and k4[f"{a}_pairs"]:
+                ok = k4[f"{a}_better"] + k4[f"{a}_tie"]
+                add("4.2, Fig. 4", f"unimodal comparable to {fig4.APPROACH_LABELS[a]} (better or within 2 SE "
+                    "of the difference, on most (encoder, task) results)", "comparable to MedCLIP",
+                    f"{k4[f'{a}_better']} better, {k4[f'{a}_tie']} within noise, {k4[f'{a}_worse']} worse of "
+                    f"{k4[f'{a}_pairs']}", bool(ok > k4[f"{a}_pairs"] / 2))
         med = uni[uni["domain"].map(is_medical)]
         gen = uni[uni["domain"] == "general"]
         if len(med) and len(gen):
@@ -104,16 +112,43 @@ def counts(summary: pd.DataFrame) -> dict[str, int]:
             "untested": int(len(summary) - len(tested))}
 
 
+#: What the offline profile changes in the setting of each section's claims: shown beside a claim
+#: that does not hold in the offline numbers (a description of the set-up, not a number).
+OFFLINE_DIFFERENCES = {
+    "4.1, Fig. 3": "Open-i 5-class reports and SynthCXR images instead of MIMIC-CXR and RSNA; small registry "
+                   "encoders and stand-ins instead of RoBERTa / Llama-2 / ViT / DINOv2; at most the task's "
+                   "anchor pool (1,000–1,200) instead of 2,500 anchors",
+    "4.1, Table 1": "the medical encoders are stand-ins adapted here for minutes (contrastive fine-tuning on "
+                    "≈ 2,700 Open-i report pairs; self-supervised continuation on 2,000 SynthCXR images), not "
+                    "BioLORD / Meditron / RAD-DINO's domain training at scale; Open-i 5-class reports instead "
+                    "of MIMIC-CXR; SynthCXR findings instead of RSNA / VinDr-CXR",
+    "4.2, Fig. 4": "text space MiniLM (a unimodal text encoder) instead of CLIP's text tower; SynthCXR "
+                   "image–report pairs instead of MIMIC-CXR; the multimodal baseline is a MedCLIP-like model "
+                   "trained here on 2,048 synthetic pairs, not MedCLIP; no CLIP offline",
+}
+
+
+def differences(summary: pd.DataFrame, profile: str) -> pd.Series:
+    """Per claim: what differs from the paper's setting, for a claim that does not hold with the
+    offline profile (:data:`OFFLINE_DIFFERENCES`); empty otherwise."""
+    return pd.Series([OFFLINE_DIFFERENCES.get(r.section, "") if profile == "offline" and r.holds == "no" else ""
+                      for r in summary.itertuples()], index=summary.index, dtype=object)
+
+
 def html(summary: pd.DataFrame, *, profile: str) -> str:
-    """The claims table: the paper's value and ours side by side, the verdict coloured."""
+    """The claims table: the paper's value and ours side by side, the verdict coloured, and for a
+    claim that fails offline what differs from the paper's setting (:func:`differences`)."""
     colour = {"yes": GAIN, "no": LOSS, "not tested": NEUTRAL}
+    diff = differences(summary, profile)
     rows = "".join(
         f"<tr><td>{r.section}</td><td>{r.claim}</td><td class='semalign-paper'>{r.paper}</td>"
-        f"<td class='semalign-ours'>{r.ours}</td><td style='color:{colour[r.holds]};font-weight:600'>{r.holds}</td></tr>"
-        for r in summary.itertuples())
+        f"<td class='semalign-ours'>{r.ours}</td><td style='color:{colour[r.holds]};font-weight:600'>{r.holds}</td>"
+        f"<td class='semalign-differs'>{d}</td></tr>"
+        for r, d in zip(summary.itertuples(), diff))
     return ("<table class='semalign-table'><tr><th>paper section</th><th>claim</th>"
             "<th><span class='semalign-badge paper'>paper</span></th>"
-            f"<th><span class='semalign-badge ours'>ours</span> profile {profile}</th><th>holds in ours?</th></tr>"
+            f"<th><span class='semalign-badge ours'>ours</span> profile {profile}</th><th>holds in ours?</th>"
+            "<th>what differs from the paper's setting (where it does not hold)</th></tr>"
             + rows + "</table>")
 
 
@@ -125,3 +160,22 @@ def reading(summary: pd.DataFrame, profile: str) -> str:
             + ("The offline profile runs the paper's experiments on stand-in data and encoders: agreement "
                "shows the pipeline reproduces the paper's effects in kind, not its numbers."
                if profile == "offline" else ""))
+
+
+def beyond_list(results: pd.DataFrame | None, profile: str | None = None) -> str:
+    """The summary's "Beyond the paper" list: the findings of notebook 06 (one line per part,
+    :func:`semalign.report.beyond.findings`) read from its results frame; ``None`` (it has not
+    run) gives a line saying how to run it, and so do results of another ``profile`` than this
+    page's (their ``profile`` column). Not claims of the paper."""
+    from semalign.report.beyond import findings
+
+    todo = "run it (`semalign run 06_beyond" + (f" --profile {profile}" if profile else "") + "`), then this page."
+    if results is None:
+        return "The chapter *Beyond the paper* has not run yet: " + todo
+    ran = sorted(set(results["profile"].astype(str))) if "profile" in results.columns else []
+    if profile is not None and ran and ran != [profile]:
+        return f"The chapter *Beyond the paper* last ran with profile {', '.join(ran)}, not `{profile}`: " + todo
+    lines = findings(results)
+    if not lines:
+        return "The chapter *Beyond the paper* wrote no results this summary can read."
+    return "\n".join(f"- {line}" for line in lines)

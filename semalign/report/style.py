@@ -80,16 +80,41 @@ def is_medical(value: Any) -> bool:
     return d is not None and d.is_medical
 
 
-def describe_encoders(domains: Mapping[str, str]) -> str:
-    """Markdown list of encoders with their domain; stand-ins flagged so no reader misses them."""
-    parts = []
+def _recipe_of(name: str) -> Mapping[str, Any] | None:
+    """The ``recipe:`` mapping of a registry entry (how a stand-in was fitted), or None."""
+    try:
+        from semalign.encoders import encoder_specs
+
+        recipe = encoder_specs().get(name, {}).get("recipe")
+    except Exception:  # noqa: BLE001 — a name outside the registry (a hub id, a folder) has none
+        return None
+    return recipe if isinstance(recipe, Mapping) and recipe else None
+
+
+def format_recipe(recipe: Mapping[str, Any]) -> str:
+    """``key: value; key: value`` of a stand-in's recipe (lists joined with commas)."""
+    def fmt(v: Any) -> str:
+        return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+    return "; ".join(f"{k.replace('_', ' ')}: {fmt(v)}" for k, v in recipe.items())
+
+
+def describe_encoders(domains: Mapping[str, str], recipes: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """Markdown list of encoders with their domain; stand-ins flagged so no reader misses them,
+    each with its recipe (base model, data, objective, steps, seed: the registry entry's
+    ``recipe:``, or ``recipes[name]``) next to its name."""
+    lines = []
     for name, dom in domains.items():
         d = domain_of(dom)
-        if d is not None and d.is_standin:
-            parts.append(f"**{name}** (*{dom}* — fitted in this project, not a real medical model)")
+        recipe = (recipes or {}).get(name) or _recipe_of(name)
+        if (d is not None and d.is_standin) or "stand-in" in str(dom):
+            line = f"- **{name}** (*{dom}* — fitted in this project, not a real medical model)"
         else:
-            parts.append(f"**{name}** ({dom})")
-    return "Encoders: " + ", ".join(parts) + "."
+            line = f"- **{name}** ({dom})"
+        if recipe:
+            line += f". Recipe: {format_recipe(recipe)}"
+        lines.append(line)
+    return "Encoders:\n\n" + "\n".join(lines)
 
 
 def glue_numbers(prefix: str, numbers: Mapping[str, Any]) -> None:
