@@ -46,19 +46,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from semalign._io import atomic_write_text, file_lock
 from semalign.encoders import standins
-from semalign.encoders.adapted_text import (MANIFEST, Fit, _duplicates, _files_sha, _pairs_sha, contrastive_loss,
-                                            read_manifest, report_pairs)
+from semalign.encoders.adapted_text import (Fit, FittedStandIn, _duplicates, _pairs_sha, cached_folder,  # noqa: F401
+                                            contrastive_loss, read_manifest, report_pairs)  # read_manifest: checks a fit
 from semalign.encoders.base import Encoder, EncoderError, get_encoder, register_kind
 from semalign.encoders.static import WordLlamaEncoder
 
@@ -192,48 +187,6 @@ def train_table(table: np.ndarray, findings: Sequence[Sequence[int]], impression
 # --------------------------------------------------------------------------------------------
 # the cached folder
 # --------------------------------------------------------------------------------------------
-def cached_folder(kind: str, key: dict, ids: Sequence[str], write: Callable[[Path], dict]) -> Fit:
-    """The verified folder of a fit keyed by ``key`` and fitted on ``ids``, fitting it when it is
-    absent or damaged: ``write(tmp)`` fills a temporary folder beside the final one and returns
-    what the manifest records besides (e.g. ``{"losses": [...]}``); the manifest (every file's
-    sha256, the key, the ids) is written last and the folder renamed into place. An
-    inter-process lock is held while fitting, so two processes never fit the same key twice."""
-    ids = [str(i) for i in ids]
-    folder = standins._fit_path(kind, key).with_suffix("")
-
-    def done() -> Fit | None:
-        man = read_manifest(folder, key)
-        if man is None or man.get("fit_ids") != ids:
-            return None
-        return Fit(folder, frozenset(ids), tuple(man.get("losses", ())), key)
-
-    if (fit := done()) is not None:
-        return fit
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(folder.parent / f".{folder.name}.lock"):
-        if (fit := done()) is not None:  # fitted by another process while we waited
-            return fit
-        for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a killed fit
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.mkdir()
-            extra = write(tmp)
-            man = {**extra, "kind": kind, "key": key, "files": _files_sha(tmp), "fit_ids": ids}
-            atomic_write_text(tmp / MANIFEST, json.dumps(man, indent=1, default=str))
-            if folder.exists():  # damaged: moved aside, then deleted
-                old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-                os.replace(folder, old)
-                shutil.rmtree(old, ignore_errors=True)
-            os.replace(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    if (fit := done()) is None:
-        raise EncoderError(f"{kind}: the fitted folder {folder} does not verify right after writing it "
-                           f"(disk full or being changed?): delete it and retry")
-    return fit
-
-
 def base_encoder(base: str) -> WordLlamaEncoder:
     """The base encoder of a recipe: a registry entry of the ``wordllama`` kind."""
     enc = get_encoder(base, device="cpu")
@@ -280,20 +233,9 @@ def fit_adapted_static(recipe: Recipe | None = None, *, pool_params: dict | None
 # --------------------------------------------------------------------------------------------
 # the encoder
 # --------------------------------------------------------------------------------------------
-class AdaptedStaticEncoder(WordLlamaEncoder):
-    """The fitted folder loaded by the ``wordllama`` kind's loader, plus what it was fitted on:
-    ``fit_ids``, ``pool_params``, ``recipe``, ``fit``."""
-
-    def __init__(self, *a: Any, fit: Fit, recipe: Recipe, pool_params: dict | None, **kw: Any):
-        super().__init__(*a, **kw)
-        self.fit, self.recipe = fit, recipe
-        #: ids of the Open-i reports whose (findings, impression) pairs the fit consumed
-        self.fit_ids: frozenset[str] = fit.fit_ids
-        #: openi-5class recipe overrides of its training pool (None: the default recipe)
-        self.pool_params: dict | None = dict(pool_params) if pool_params else None
-
-    def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "recipe": self.recipe.params(), "fit": self.fit.folder.name}
+class AdaptedStaticEncoder(FittedStandIn, WordLlamaEncoder):
+    """The fitted folder loaded by the ``wordllama`` kind's loader, plus what it was fitted on
+    (:class:`~semalign.encoders.adapted_text.FittedStandIn`)."""
 
 
 @register_kind(KIND)

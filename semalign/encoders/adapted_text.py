@@ -51,7 +51,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from semalign._io import atomic_write_text, file_lock, sha256_file
 from semalign.encoders import standins
@@ -329,30 +329,75 @@ def read_manifest(folder: Path, key: dict | None = None) -> dict | None:
         return None
 
 
-def save_fitted(model: Any, tok: Any, folder: Path, *, base: Path, key: dict, fit_ids: Sequence[str],
-                losses: Sequence[float]) -> None:
-    """Write a fitted model into ``folder`` atomically: ``save_pretrained`` (model, tokenizer) and
-    the base's sentence-transformers configs into a temporary folder beside it, the manifest
-    last, then a rename into place (a folder already there is moved aside and deleted)."""
+def _save_model(model: Any, tok: Any, base: Path, tmp: Path) -> None:
+    """``save_pretrained`` (model, tokenizer) into ``tmp`` and the base's sentence-transformers configs."""
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    for rel in _ST_FILES:
+        if (base / rel).is_file():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(base / rel, tmp / rel)
+
+
+def write_folder(folder: Path, kind: str, key: dict, ids: Sequence[str], write: Callable[[Path], dict]) -> None:
+    """Write a fitted folder atomically: ``write(tmp)`` fills a temporary folder beside ``folder``
+    and returns what the manifest records besides (e.g. ``{"losses": [...]}``); the manifest
+    (every file's sha256, the key, the ids) is written last, then the folder is renamed into place
+    (a folder already there is moved aside and deleted)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        for rel in _ST_FILES:
-            if (base / rel).is_file():
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(base / rel, tmp / rel)
-        man = {"kind": KIND, "key": key, "files": _files_sha(tmp), "fit_ids": list(fit_ids),
-               "losses": [round(float(x), 6) for x in losses]}
+        tmp.mkdir()
+        extra = write(tmp)
+        man = {**extra, "kind": kind, "key": key, "files": _files_sha(tmp), "fit_ids": [str(i) for i in ids]}
         atomic_write_text(tmp / MANIFEST, json.dumps(man, indent=1, default=str))
-        if folder.exists():
+        if folder.exists():  # damaged: moved aside, then deleted
             old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(folder, old)
             shutil.rmtree(old, ignore_errors=True)
         os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cached_folder(kind: str, key: dict, ids: Sequence[str], write: Callable[[Path], dict]) -> Fit:
+    """The verified folder of a fit keyed by ``key`` and fitted on ``ids``, fitting it with
+    :func:`write_folder` when it is absent or damaged. An inter-process lock is held while
+    fitting, so two processes never fit the same key twice; temporary folders left by a killed
+    fit are removed."""
+    ids = [str(i) for i in ids]
+    folder = standins._fit_path(kind, key).with_suffix("")
+
+    def done() -> Fit | None:
+        man = read_manifest(folder, key)
+        if man is None or man.get("fit_ids") != ids:
+            return None
+        return Fit(folder, frozenset(ids), tuple(man.get("losses", ())), key)
+
+    if (fit := done()) is not None:
+        return fit
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder.parent / f".{folder.name}.lock"):
+        if (fit := done()) is not None:  # fitted by another process while we waited
+            return fit
+        for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a killed fit
+            shutil.rmtree(stale, ignore_errors=True)
+        write_folder(folder, kind, key, ids, write)
+    if (fit := done()) is None:
+        raise EncoderError(f"{kind}: the fitted folder {folder} does not verify right after writing it "
+                           f"(disk full or being changed?): delete it and retry")
+    return fit
+
+
+def save_fitted(model: Any, tok: Any, folder: Path, *, base: Path, key: dict, fit_ids: Sequence[str],
+                losses: Sequence[float]) -> None:
+    """Write a fitted model into ``folder`` atomically (:func:`write_folder`): ``save_pretrained``
+    (model, tokenizer) and the base's sentence-transformers configs, the manifest last."""
+    def write(tmp: Path) -> dict:
+        _save_model(model, tok, base, tmp)
+        return {"losses": [round(float(x), 6) for x in losses]}
+
+    write_folder(folder, KIND, key, fit_ids, write)
 
 
 def fit_key(recipe: Recipe, base: Path, findings: Sequence[str], impressions: Sequence[str],
@@ -373,38 +418,23 @@ def fit_adapted_text(recipe: Recipe | None = None, *, pool_params: dict | None =
         report_pairs(seed=0, pool_params=pool_params)
     base = base_folder(recipe.base)
     key = fit_key(recipe, base, findings, impressions, ids)
-    folder = standins._fit_path(KIND, key).with_suffix("")
 
-    def done() -> Fit | None:
-        man = read_manifest(folder, key)
-        if man is None or man.get("fit_ids") != ids:
-            return None
-        return Fit(folder, frozenset(man["fit_ids"]), tuple(man.get("losses", ())), key)
-
-    if (fit := done()) is not None:
-        return fit
-    with file_lock(folder.parent / f".{folder.name}.lock"):
-        if (fit := done()) is not None:  # fitted by another process while we waited
-            return fit
-        for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a killed fit
-            shutil.rmtree(stale, ignore_errors=True)
+    def write(tmp: Path) -> dict:
         model, tok, losses = train_contrastive(base, findings, impressions, recipe, device=device, progress=progress)
-        save_fitted(model, tok, folder, base=base, key=key, fit_ids=ids, losses=losses)
-    fit = done()
-    if fit is None:
-        raise EncoderError(f"adapted-text: the fitted folder {folder} does not verify right after writing it "
-                           f"(disk full or being changed?): delete it and retry")
-    return fit
+        _save_model(model, tok, base, tmp)
+        return {"losses": [round(float(x), 6) for x in losses]}
+
+    return cached_folder(KIND, key, ids, write)
 
 
 # --------------------------------------------------------------------------------------------
 # the encoder
 # --------------------------------------------------------------------------------------------
-class AdaptedTextEncoder(HFEncoder):
-    """The fitted folder loaded by :func:`semalign.encoders.hf.build` (as any local model
-    folder), plus what it was fitted on: ``fit_ids``, ``pool_params``, ``recipe``, ``fit``."""
+class FittedStandIn:
+    """What a stand-in fitted on Open-i report pairs adds to the encoder class that loads its
+    folder: ``fit_ids``, ``pool_params``, ``recipe``, ``fit`` (a cooperative mixin: list it first)."""
 
-    def __init__(self, *a: Any, fit: Fit, recipe: Recipe, pool_params: dict | None, **kw: Any):
+    def __init__(self, *a: Any, fit: Fit, recipe: Any, pool_params: dict | None, **kw: Any):
         super().__init__(*a, **kw)
         self.fit, self.recipe = fit, recipe
         #: ids of the Open-i reports whose (findings, impression) pairs the fit consumed
@@ -414,6 +444,11 @@ class AdaptedTextEncoder(HFEncoder):
 
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "recipe": self.recipe.params(), "fit": self.fit.folder.name}
+
+
+class AdaptedTextEncoder(FittedStandIn, HFEncoder):
+    """The fitted folder loaded by :func:`semalign.encoders.hf.build` (as any local model
+    folder), plus what it was fitted on (:class:`FittedStandIn`)."""
 
 
 @register_kind(KIND)
