@@ -43,17 +43,15 @@ standard CLIP fine-tuning settings chosen before any result was seen, not tuned.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from semalign.encoders.base import Encoder, EncoderError, register_kind
-from semalign.encoders.standins import _digest, _load_npz, _save_npz
+from semalign.encoders.standins import _digest, _fit_path, _load_npz, _save_npz
 from semalign.paths import cache_dir
 
 __all__ = ["DEFAULTS", "TRAIN_SEED", "ID_PREFIX", "train_ids", "training_pairs", "info_nce",
@@ -221,11 +219,6 @@ def _recipe(params: dict) -> dict:
     return {k: (int(v) if k in ints else float(v) if isinstance(v, (int, float)) else str(v)) for k, v in r.items()}
 
 
-def _fit_path(key: dict) -> Path:
-    h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-    return cache_dir() / "standins" / f"synthclip-{h[:16]}.npz"
-
-
 def fit_synthclip(device: str = "cpu", progress: bool = False, **params: Any) -> dict[str, np.ndarray]:
     """Fit (or load from the cache) the synthclip towers; ``params``: the recipe (see
     :data:`DEFAULTS`). Returns the fitted arrays: ``tail.<state key>`` (the fine-tuned CNN
@@ -240,7 +233,7 @@ def fit_synthclip(device: str = "cpu", progress: bool = False, **params: Any) ->
     arch = str(img_enc.spec.get("arch"))
     key = {"kind": "synthclip", "v": FIT_VERSION, **r, "image_fingerprint": img_enc.fingerprint(),
            "text_fingerprint": txt_enc.fingerprint(), "generator_version": SYNTHCXR_VERSION}
-    path = _fit_path(key)
+    path = _fit_path("synthclip", key)  # key holds its own kind and version
     if (d := _load_npz(path)) is not None:
         return d
     with file_lock(path.with_suffix(".lock")):
