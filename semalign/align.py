@@ -118,6 +118,7 @@ __all__ = [
     "UnknownMethodError",
     "align_threads",
     "fit_pairs",
+    "clear_fit_memo",
     "get_method",
     "methods",
     "register_method",
@@ -193,14 +194,16 @@ class MethodRegistrationError(SemalignError, ValueError):
 
 class align_threads:
     """Context manager: CPU factorisations (SVD, gelsd), the affine Adam loop and the small
-    dependent ops around them run on ``SEMALIGN_ALIGN_THREADS`` threads (default 1).
+    dependent ops around them run on ``SEMALIGN_ALIGN_THREADS`` threads (default: torch's own
+    thread count, i.e. every core torch uses).
 
-    Why one thread by default: MKL's threaded LAPACK and torch's OpenMP kernels spin at
-    barriers whenever one of their threads is descheduled, so on a machine whose cores are
-    shared with other jobs one thread is much faster than two for these sizes (measurements:
-    ``benchmarks/RESULTS_align.md``). On an idle many-core machine set
-    ``SEMALIGN_ALIGN_THREADS`` higher for large d. Tensors not on the CPU leave the thread
-    count alone. Nested uses are free: the inner one finds the count already set.
+    On an idle machine two threads are 1.7–1.9× faster than one for these sizes (a 1280×1280
+    matmul 31 vs 52 ms, its SVD 0.46 vs 0.82 s: ``benchmarks/RESULTS_align.md``), and the book
+    is built on an idle machine. On a machine whose cores are shared with other jobs, MKL's
+    threaded LAPACK and torch's OpenMP kernels spin at barriers whenever one of their threads is
+    descheduled, and one thread is then much faster: set ``SEMALIGN_ALIGN_THREADS=1`` there.
+    Tensors not on the CPU leave the thread count alone. Nested uses are free: the inner one
+    finds the count already set. The count changes only the rounding of the results.
 
     ``with align_threads(x, y): ...`` — pass the tensors the block computes on.
     """
@@ -208,8 +211,13 @@ class align_threads:
     def __init__(self, *tensors: torch.Tensor) -> None:
         import os
 
-        want = int(os.environ.get("SEMALIGN_ALIGN_THREADS", "1") or 1)
         self.before = torch.get_num_threads()
+        raw = os.environ.get("SEMALIGN_ALIGN_THREADS", "").strip()
+        try:
+            want = int(raw) if raw else self.before
+        except ValueError:
+            raise ValueError(f"SEMALIGN_ALIGN_THREADS must be a whole number of threads (e.g. 1 on a "
+                             f"shared machine); got {raw!r}") from None
         cpu = all(t.device.type == "cpu" for t in tensors)
         self.threads = max(1, min(want, self.before)) if cpu else self.before
 
@@ -1411,6 +1419,87 @@ class FittedPair(NamedTuple):
     translator: Translator
 
 
+class _FitMemo:
+    """The fits of the built-in methods already made in this process, keyed by the content of
+    their anchors (a digest of the bytes, shape and dtype of each side) and every argument of
+    the fit; least recently used first out beyond ``SEMALIGN_FIT_MEMO_MB`` (default 512 MB).
+
+    A fit is a deterministic function of these, so a hit is the same translator the fit would
+    give, bit for bit. What it saves: tasks that share an anchor pool (the SynthCXR findings of
+    Table 1 draw theirs from one pool, embedded once) fit the same (source, target, run) maps —
+    seven times for seven tasks without it. A hit hands out a shallow copy (its own lazily
+    computed inverse; the tensors are shared and never modified in place).
+    """
+
+    def __init__(self) -> None:
+        import collections
+
+        self.entries: "collections.OrderedDict[tuple, tuple[Translator, int]]" = collections.OrderedDict()
+        self.bytes = 0
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def digest(t: torch.Tensor) -> str:
+        import hashlib
+
+        a = t.detach().to("cpu").contiguous()
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{tuple(a.shape)}|{a.dtype}|".encode())
+        h.update(a.view(torch.uint8).numpy().tobytes() if a.numel() else b"")
+        return h.hexdigest()
+
+    @staticmethod
+    def budget() -> int:
+        import os
+
+        raw = os.environ.get("SEMALIGN_FIT_MEMO_MB", "").strip()
+        try:
+            return int(float(raw) * 2**20) if raw else 512 * 2**20
+        except ValueError:
+            raise ValueError(f"SEMALIGN_FIT_MEMO_MB must be a number of megabytes (0 turns the memo "
+                             f"off); got {raw!r}") from None
+
+    def get(self, key: tuple) -> "Translator | None":
+        import copy
+
+        entry = self.entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.entries.move_to_end(key)
+        self.hits += 1
+        hit = copy.copy(entry[0])
+        hit._inverse = None
+        return hit
+
+    def put(self, key: tuple, tr: "Translator") -> None:
+        tensors = [*tr.state_.values(), *(tr.scaling_x_ or {}).values(), *(tr.scaling_y_ or {}).values()]
+        size = sum(int(v.numel()) * v.element_size() for v in tensors if isinstance(v, torch.Tensor))
+        budget = self.budget()
+        if size > budget:
+            return
+        import copy
+
+        self.entries[key] = (copy.copy(tr), size)
+        self.bytes += size
+        while self.bytes > budget:
+            _, (_, dropped) = self.entries.popitem(last=False)
+            self.bytes -= dropped
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.bytes = 0
+        self.hits = self.misses = 0
+
+
+_FIT_MEMO = _FitMemo()
+
+
+def clear_fit_memo() -> None:
+    """Forget the fits :func:`fit_pairs` keeps for anchors it has seen (see ``_FitMemo``)."""
+    _FIT_MEMO.clear()
+
+
 def fit_pairs(
     anchors: Mapping[str, Any],
     methods: Sequence[str],
@@ -1467,6 +1556,12 @@ def _fit_pairs(tensors: dict[str, torch.Tensor], specs: list[Method], by_source:
                device: str | torch.device | None) -> Iterator[FittedPair]:
     """The iterator of :func:`fit_pairs` (arguments already checked)."""
     prepared: dict[tuple, tuple[State | None, torch.Tensor]] = {}
+    digests: dict[str, str] = {}
+
+    def digest(name: str) -> str:
+        if name not in digests:
+            digests[name] = _FIT_MEMO.digest(tensors[name])
+        return digests[name]
 
     def prepare(name: str, dtype: torch.dtype, on: torch.device, scaled: bool) -> tuple[State | None, torch.Tensor]:
         key = (name, dtype, on, scaled)
@@ -1482,8 +1577,16 @@ def _fit_pairs(tensors: dict[str, torch.Tensor], specs: list[Method], by_source:
             y = tensors[t].to(device=x.device, dtype=dtype)
             pair_shared: dict[tuple, Any] = {}  # this pair's Share.pair values
             for spec in specs:
-                tr = Translator(spec.name, std_scaling=std_scaling, seed=seed, device=device, lr=lr, steps=steps)
                 scaled = std_scaling and spec.std_scaling
+                memo_key = None
+                if spec.name in _BUILTINS:  # a registered method's code may change between calls
+                    memo_key = (digest(s), digest(t), spec.name, std_scaling, scaled, seed, lr, steps, str(dtype),
+                                str(x.device), str(device))
+                    hit = _FIT_MEMO.get(memo_key)
+                    if hit is not None:
+                        yield FittedPair(s, t, spec.name, hit)
+                        continue
+                tr = Translator(spec.name, std_scaling=std_scaling, seed=seed, device=device, lr=lr, steps=steps)
                 with align_threads(x, y):
                     try:
                         scaling_x, xs = prepare(s, dtype, x.device, scaled)
@@ -1503,4 +1606,7 @@ def _fit_pairs(tensors: dict[str, torch.Tensor], specs: list[Method], by_source:
                     except NonFiniteError as err:
                         raise tr._overflow_error("fit", "an intermediate product of the fit", dtype, spec,
                                                  **{f"anchors[{s!r}]": x, f"anchors[{t!r}]": y}) from err
-                yield FittedPair(s, t, spec.name, tr._set_fitted(spec, x, y, scaling_x, scaling_y, state))
+                tr = tr._set_fitted(spec, x, y, scaling_x, scaling_y, state)
+                if memo_key is not None:
+                    _FIT_MEMO.put(memo_key, tr)
+                yield FittedPair(s, t, spec.name, tr)

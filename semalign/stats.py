@@ -22,7 +22,31 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["auroc_se_hanley", "macro_auroc_se_hanley", "delong", "se_of_mean"]
+__all__ = ["binary_auroc", "auroc_se_hanley", "macro_auroc_se_hanley", "delong", "se_of_mean"]
+
+
+def binary_auroc(positive: Sequence[bool] | np.ndarray, scores: Sequence[float] | np.ndarray) -> float:
+    """AUROC of ``scores`` (n,) for the boolean mask ``positive`` (n,), ties counted one half:
+    the Mann–Whitney statistic from midranks, ``(Σ ranks of the positives − n₁(n₁+1)/2) / (n₁ n₀)``.
+
+    The same number as ``sklearn.metrics.roc_auc_score(positive, scores)`` (the area under the
+    trapezoidal ROC curve) up to float rounding, at a fraction of its per-call cost — the book
+    scores tens of thousands of stitched cells. Raises ``ValueError`` for non-finite scores or a
+    missing class."""
+    from scipy.stats import rankdata
+
+    pos = np.asarray(positive, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    if pos.ndim != 1 or s.shape != pos.shape:
+        raise ValueError(f"AUROC: labels and scores must be 1-D and of one length, got {pos.shape} and {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError(f"AUROC: the scores hold {int((~np.isfinite(s)).sum())} NaN/inf values")
+    n1 = int(pos.sum())
+    n0 = len(pos) - n1
+    if n1 == 0 or n0 == 0:
+        raise ValueError(f"AUROC needs both classes, got {n1} positives and {n0} negatives")
+    ranks = rankdata(s, method="average")
+    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
 def auroc_se_hanley(auc: float, n_pos: int, n_neg: int) -> float:

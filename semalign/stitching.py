@@ -229,10 +229,11 @@ def auroc(y_true: np.ndarray, scores: np.ndarray, classes: Sequence) -> float:
 
     Binary (``scores`` 1-D): score of ``classes[1]`` (sklearn's positive class). Multi-class
     (``scores`` (n, K), columns in ``classes`` order): the unweighted mean over classes of
-    the one-vs-rest AUROC ``roc_auc_score(y == c, scores[:, k])``; classes with no positive
+    the one-vs-rest AUROC of ``scores[:, k]`` for ``y == c`` (:func:`semalign.stats.binary_auroc`,
+    sklearn's ``roc_auc_score`` up to rounding); classes with no positive
     or no negative test sample are skipped (their AUROC is undefined).
     """
-    from sklearn.metrics import roc_auc_score
+    from semalign.stats import binary_auroc
 
     y_true = np.asarray(y_true)
     scores = np.asarray(scores)
@@ -242,14 +243,14 @@ def auroc(y_true: np.ndarray, scores: np.ndarray, classes: Sequence) -> float:
         pos = y_true == classes[1]
         if pos.all() or not pos.any():
             raise ValueError("AUROC needs both classes in y_true")
-        return float(roc_auc_score(pos, scores))
+        return binary_auroc(pos, scores)
     if scores.shape[1] != len(classes):
         raise ValueError(f"scores have {scores.shape[1]} columns but there are {len(classes)} classes")
     per_class = []
     for k, c in enumerate(classes):
         pos = y_true == c
         if pos.any() and not pos.all():
-            per_class.append(roc_auc_score(pos, scores[:, k]))
+            per_class.append(binary_auroc(pos, scores[:, k]))
     if not per_class:
         raise ValueError("AUROC undefined: no class has both positives and negatives in y_true")
     return float(np.mean(per_class))

@@ -304,10 +304,10 @@ def _binary_labels(y: Any, n: int) -> np.ndarray:
 
 def auroc(y: Any, scores: Any) -> float:
     """Area under the ROC curve of binary labels ``y`` (n,) for ``scores`` (n,)."""
-    from sklearn.metrics import roc_auc_score
+    from semalign.stats import binary_auroc
 
     s = np.asarray(scores, dtype=np.float64)
-    return float(roc_auc_score(_binary_labels(y, len(s)), s))
+    return binary_auroc(_binary_labels(y, len(s)).astype(bool), s)
 
 
 def chance_sd(n_pos: int, n_neg: int) -> float:

@@ -76,3 +76,31 @@ def test_macro_se():
 def test_se_of_mean():
     assert se_of_mean([0.1, 0.1, 0.1, 0.1]) == pytest.approx(0.05)
     assert np.isnan(se_of_mean([])) and np.isnan(se_of_mean([0.1, float("nan")]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_binary_auroc_is_sklearns_roc_auc(seed):
+    from sklearn.metrics import roc_auc_score
+
+    from semalign.stats import binary_auroc
+
+    rng = np.random.default_rng(seed)
+    n = 50 + 40 * seed
+    pos = rng.random(n) < 0.3 + 0.1 * seed
+    for scores in (rng.normal(size=n) + pos, np.round(rng.normal(size=n) + pos, 1),   # ties
+                   rng.integers(0, 3, n).astype(float)):                               # many ties
+        assert binary_auroc(pos, scores) == pytest.approx(roc_auc_score(pos, scores), abs=1e-12)
+    assert binary_auroc(pos, pos.astype(float)) == 1.0
+    assert binary_auroc(pos, -pos.astype(float)) == 0.0
+    assert binary_auroc(pos, np.zeros(n)) == 0.5
+
+
+def test_binary_auroc_refuses_what_has_no_auroc():
+    from semalign.stats import binary_auroc
+
+    with pytest.raises(ValueError, match="both classes"):
+        binary_auroc([True, True], [0.1, 0.2])
+    with pytest.raises(ValueError, match="NaN/inf"):
+        binary_auroc([True, False], [np.nan, 0.2])
+    with pytest.raises(ValueError, match="one length"):
+        binary_auroc([True, False], [0.1])

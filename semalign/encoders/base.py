@@ -191,13 +191,28 @@ def _user_registry_files() -> list[Path]:
     return files
 
 
+_PARSED: dict[tuple, Any] = {}
+
+
+def _parsed_yaml(path: Path) -> Any:
+    """``yaml.safe_load`` of a registry file, parsed once per version of the file (its path,
+    size and modification time) and handed out as a deep copy: a notebook resolves encoder
+    names hundreds of times and parsing the registry was seconds of each chapter."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _PARSED:
+        text = path.read_text(encoding="utf-8")
+        _PARSED[key] = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return copy.deepcopy(_PARSED[key])
+
+
 def _read_registry_file(path: Path, origin: str = "encoder registry") -> dict[str, dict]:
     """The entries of one registry YAML file, or one EncoderError naming ``origin`` (e.g.
     ``SEMALIGN_ENCODERS file``), the file and what is wrong with it."""
     where = f"{origin} {path}"
     fix = " Fix the file" + (" or remove it from SEMALIGN_ENCODERS." if "SEMALIGN_ENCODERS" in origin else ".")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = _parsed_yaml(path)
     except yaml.YAMLError as e:
         mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
         detail = (f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None and problem

@@ -202,6 +202,21 @@ def preprocess(img: Any, resize: int = 256, crop: int = 224, mean=IMAGENET_MEAN,
     return np.ascontiguousarray(a.transpose(2, 0, 1))
 
 
+def features(model: Any, x: Any) -> Any:
+    """``model.forward_features(x)`` for inference, in channels-last memory layout.
+
+    oneDNN's convolutions are 1.5–1.6× faster on CPU with NHWC tensors (MobileNetV2, batch 32 at
+    224 px: 1.34 s against 2.03 s; EfficientNet-Lite0 1.99 against 3.25 s), as are cuDNN's on
+    recent GPUs. The features differ from the NCHW ones by float rounding only (relative 1.5e-6),
+    like the same model on another BLAS. The model is converted in place on first use."""
+    torch, _ = _torch()
+    cl = torch.channels_last
+    first = next(p for p in model.parameters() if p.dim() == 4)
+    if not first.is_contiguous(memory_format=cl):
+        model.to(memory_format=cl)
+    return model.forward_features(x.contiguous(memory_format=cl))
+
+
 class CNNEncoder(Encoder):
     default_batch_size = 32
 
@@ -226,7 +241,7 @@ class CNNEncoder(Encoder):
         return torch.from_numpy(x).to(self.device, dtype=next(self.model.parameters()).dtype)
 
     def _embed_batch(self, batch: list):
-        return self.model.forward_features(self._pixels(batch)).float()
+        return features(self.model, self._pixels(batch)).float()
 
     def classify(self, images: list, batch_size: int = 16) -> np.ndarray:
         """ImageNet logits ``(n, 1000)`` through the model's own head."""

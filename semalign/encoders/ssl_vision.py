@@ -57,7 +57,7 @@ from typing import Any, Callable
 import numpy as np
 
 from semalign.encoders.base import Encoder, EncoderError, register_kind
-from semalign.encoders.cnn import IMAGENET_MEAN, IMAGENET_STD
+from semalign.encoders.cnn import IMAGENET_MEAN, IMAGENET_STD, features
 from semalign.encoders.standins import _digest, _fit_path, _load_fit, _prep, _save_npz
 
 FIT_VERSION = 1  # bump when the training code changes what a recipe produces
@@ -382,7 +382,7 @@ class SSLVisionEncoder(Encoder):
         return to_model_input(x).to(self.device, dtype=next(self.model.parameters()).dtype)
 
     def _embed_batch(self, batch: list):
-        return self.model.forward_features(self._pixels(batch)).float()
+        return features(self.model, self._pixels(batch)).float()
 
 
 def weights_sha256(fit: dict[str, np.ndarray]) -> str:

@@ -334,7 +334,9 @@ class SynthClipImageEncoder(_SynthClip):
 
     def _embed_batch(self, batch: list):
         x = _pixels(batch, self.resolution, self.device).to(dtype=next(self.model.parameters()).dtype)
-        return self._project(self.model.forward_features(x), "img_proj")
+        from semalign.encoders.cnn import features
+
+        return self._project(features(self.model, x), "img_proj")
 
 
 class SynthClipTextEncoder(_SynthClip):
