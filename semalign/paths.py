@@ -15,6 +15,18 @@ def cache_dir() -> Path:
     return Path(root).expanduser()
 
 
+def fits_dir() -> Path:
+    """The stand-ins fitted in this project (``semalign.encoders.standins``): one file or folder
+    per recipe, keyed by everything that determines its weights.
+
+    ``SEMALIGN_FITS`` overrides; default ``<cache_dir>/standins``. Kept apart from the embedding
+    cache so that the slow tests of the real stand-ins can read the fits the book made, while
+    every test still embeds into a throw-away cache.
+    """
+    d = os.environ.get("SEMALIGN_FITS")
+    return Path(d).expanduser() if d else cache_dir() / "standins"
+
+
 def assets_dir() -> Path:
     """Unpacked registry assets (model weights and data shipped inside PyPI wheels).
 

@@ -117,7 +117,7 @@ def test_saved_folder_reloads_like_a_wordllama_model_and_embeds_identically(tiny
     monkeypatch.setattr(A, "report_pairs", lambda seed=0, pool_params=None: (f, im, ids))
     enc = get_encoder(NAME, device="cpu", dim=8, recipe=_recipe())
     folder = enc.fit.folder
-    assert folder.parent == S.cache_dir() / "standins" and folder.name.startswith("adapted-static-")
+    assert folder.parent == S.fits_dir() and folder.name.startswith("adapted-static-")
     assert sorted(p.name for p in folder.iterdir()) == ["embedding.safetensors", "semalign-fit.json", "tokenizer.json"]
     assert enc.fit_ids == set(ids) and fits == [1] and enc.dim == 8
     assert enc.fingerprint()["weights_sha256"] == sha256_file(folder / "embedding.safetensors")
@@ -227,7 +227,7 @@ def test_fit_uses_the_training_pool_only_and_leakage_is_refused(fake_openi):
 
 
 @pytest.mark.slow
-def test_the_real_stand_in_differs_from_wordllama_on_the_test_reports():
+def test_the_real_stand_in_differs_from_wordllama_on_the_test_reports(book_fits):
     from semalign.data import get_task
 
     task = get_task("openi-5class")

@@ -139,7 +139,7 @@ def test_fit_is_cached_by_its_recipe_and_a_damaged_folder_is_refitted(tiny, monk
     pairs = _pairs()
     r = _recipe(tiny)
     fit = A.fit_adapted_text(r, pairs=pairs, progress=False)
-    assert fit.folder.parent == A.standins.cache_dir() / "standins" and fit.folder.name.startswith("adapted-text-")
+    assert fit.folder.parent == A.standins.fits_dir() and fit.folder.name.startswith("adapted-text-")
     assert fit.fit_ids == set(pairs[2]) and len(fit.losses) == r.steps
     assert A.fit_adapted_text(r, pairs=pairs).folder == fit.folder and len(calls) == 1  # served from the cache
     # a recipe change, or other pairs, is another fit in another folder
@@ -257,7 +257,7 @@ def test_encoder_fingerprint_follows_the_recipe(fake_openi, tiny):
 # the real stand-in (minilm-l6 fine-tuned on the Open-i training reports; a few CPU minutes)
 # --------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_real_stand_in_embeds_the_test_reports_unlike_its_base(capsys):
+def test_real_stand_in_embeds_the_test_reports_unlike_its_base(capsys, book_fits):
     import time
 
     from semalign.data import get_task
@@ -283,5 +283,5 @@ def test_real_stand_in_embeds_the_test_reports_unlike_its_base(capsys):
     ub = grid.groupby("source")["auroc"].mean()  # one upper bound per encoder (mean over its rows)
     assert set(ub.index) == {"minilm-l6", NAME} and ub.between(0, 1).all()
     with capsys.disabled():
-        print(f"\n[adapted-text] fit {fit_wall:.0f} s wall / {fit_cpu:.0f} s CPU; median cos to minilm-l6 "
+        print(f"\n[adapted-text] fitted or loaded (book_fits) in {fit_wall:.0f} s wall / {fit_cpu:.0f} s CPU; median cos to minilm-l6 "
               f"{np.median(cos):.3f}; upper bound AUROC minilm-l6 {ub['minilm-l6']:.4f}, {NAME} {ub[NAME]:.4f}")

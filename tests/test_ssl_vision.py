@@ -12,7 +12,7 @@ import pytest
 
 from semalign.encoders import EncoderError, encoder_specs, get_encoder
 from semalign.encoders import ssl_vision as V
-from semalign.encoders.standins import FitOverlapError, cache_dir, check_disjoint
+from semalign.encoders.standins import FitOverlapError, check_disjoint, fits_dir
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -56,7 +56,7 @@ def tiny(monkeypatch):
 
 
 def _fits() -> list:
-    return sorted((cache_dir() / "standins").glob("ssl-vision-*.npz"))
+    return sorted(fits_dir().glob("ssl-vision-*.npz"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ def test_bad_recipes_are_one_clear_error(bad, match):
 # the real stand-in (slow: fits mobilenet-v2 for about two minutes on two CPU cores)
 # --------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_real_stand_in_embeds_synthcxr_test_images_unlike_its_base():
+def test_real_stand_in_embeds_synthcxr_test_images_unlike_its_base(book_fits):
     from semalign.data import get_task
 
     t = get_task("synthcxr-pneumonia", n_train_per_class=4, n_test_per_class=4, n_pool=8)

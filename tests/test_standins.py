@@ -24,7 +24,7 @@ def test_registry_marks_them_as_stand_ins():
 @pytest.mark.slow  # two CNN fits: a few seconds alone, much more on a shared machine
 def test_cnn_fit_is_cached_and_a_damaged_cache_is_refitted():
     d1 = S.fit_synthcxr_cnn(n_train=16, epochs=1, width=4)
-    path = next((S.cache_dir() / "standins").glob("synthcxr-cnn-*.npz"))
+    path = next((S.fits_dir()).glob("synthcxr-cnn-*.npz"))
     mtime = path.stat().st_mtime_ns
     d2 = S.fit_synthcxr_cnn(n_train=16, epochs=1, width=4)
     assert path.stat().st_mtime_ns == mtime and S._digest(d1) == S._digest(d2)
@@ -149,7 +149,7 @@ def test_cache_key_follows_the_pool_and_a_stale_fit_is_refitted(fake_openi):
     legacy = S._fit_path("tfidf-svd", {"dim": 8, "max_features": 5000, "seed": 0})  # the historical key
     d0 = S.fit_tfidf_svd(dim=8)
     assert legacy.is_file() and d0["fit_ids"].tolist() == S.openi_training_pool()[2]
-    files = lambda: set((S.cache_dir() / "standins").glob("tfidf-svd-*.npz"))  # noqa: E731
+    files = lambda: set((S.fits_dir()).glob("tfidf-svd-*.npz"))  # noqa: E731
     # same pool (only the decoder's training subset changes): same fit, same file
     d1 = S.fit_tfidf_svd(dim=8, pool_params={"n_train_per_class": 50})
     assert files() == {legacy} and S._digest(d1) == S._digest(d0)

@@ -140,7 +140,7 @@ TINY = dict(n_pairs=24, resolution=32, proj_dim=8, epochs=2, batch=8, seed=0)
 @pytest.mark.slow
 def test_tiny_real_fit_is_cached_keyed_and_refitted_when_damaged():
     d1 = SC.fit_synthclip(**TINY)
-    files = sorted((SC.cache_dir() / "standins").glob("synthclip-*.npz"))
+    files = sorted((SC.fits_dir()).glob("synthclip-*.npz"))
     assert files
     assert d1["img_proj"].shape == (8, 1280) and d1["txt_proj"].shape == (8, 384)
     assert d1["fit_ids"].tolist() == SC.train_ids(24) and len(d1["loss"]) == 2 * (24 // 8)
@@ -151,9 +151,9 @@ def test_tiny_real_fit_is_cached_keyed_and_refitted_when_damaged():
     newest.write_bytes(newest.read_bytes()[:100])  # damaged
     d3 = SC.fit_synthclip(**TINY)
     assert SC._weights_digest(d3) == SC._weights_digest(d1), "refitted, and the fit is deterministic"
-    before = set((SC.cache_dir() / "standins").glob("synthclip-*.npz"))
+    before = set((SC.fits_dir()).glob("synthclip-*.npz"))
     SC.fit_synthclip(**{**TINY, "epochs": 1})
-    assert len(set((SC.cache_dir() / "standins").glob("synthclip-*.npz")) - before) == 1, "a recipe change is a new key"
+    assert len(set((SC.fits_dir()).glob("synthclip-*.npz")) - before) == 1, "a recipe change is a new key"
 
 
 @pytest.mark.slow
@@ -179,7 +179,7 @@ def test_tiny_real_towers_embed_in_one_space_and_guard_their_fit_ids():
 
 
 @pytest.mark.slow
-def test_real_synthclip_scores_a_synthcxr_task_through_fig4():
+def test_real_synthclip_scores_a_synthcxr_task_through_fig4(book_fits):
     """The registry's synthclip towers (the real recipe: fitted once, then cached) as Fig. 4's
     baseline beside the paper's method and the probe, on one small SynthCXR task."""
     import time

@@ -3,7 +3,7 @@
 No medical encoder ships in a package registry, so the offline profile fits its own and
 names them ``medical (stand-in)`` everywhere their numbers appear. Each is fitted once, on
 data that never includes a test item, and the fitted parameters are cached in
-``$SEMALIGN_CACHE/standins/`` (atomic writes; a damaged file is refitted, never used).
+``$SEMALIGN_FITS`` (default ``$SEMALIGN_CACHE/standins/``; atomic writes; a damaged file is refitted, never used).
 
 Kinds (``semalign/encoders/registry_standins.yml``):
 
@@ -41,7 +41,7 @@ import numpy as np
 
 from semalign._io import atomic_write_bytes
 from semalign.encoders.base import Encoder, EncoderError, register_kind
-from semalign.paths import cache_dir
+from semalign.paths import fits_dir
 from semalign.vocab import Domain
 
 FIT_VERSION = 1  # part of every fit's cache key: bump when a fitting recipe changes
@@ -56,7 +56,7 @@ class FitOverlapError(EncoderError):
 
 def _fit_path(kind: str, params: dict) -> Path:
     h = hashlib.sha256(json.dumps({"kind": kind, "v": FIT_VERSION, **params}, sort_keys=True, default=str).encode())
-    return cache_dir() / "standins" / f"{kind}-{h.hexdigest()[:16]}.npz"
+    return fits_dir() / f"{kind}-{h.hexdigest()[:16]}.npz"
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray] | None:

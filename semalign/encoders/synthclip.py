@@ -52,7 +52,7 @@ import numpy as np
 
 from semalign.encoders.base import Encoder, EncoderError, register_kind
 from semalign.encoders.standins import _digest, _fit_path, _load_npz, _save_npz
-from semalign.paths import cache_dir
+from semalign.paths import fits_dir
 
 __all__ = ["DEFAULTS", "TRAIN_SEED", "ID_PREFIX", "train_ids", "training_pairs", "info_nce",
            "train_contrastive", "fit_synthclip", "SynthClipImageEncoder", "SynthClipTextEncoder"]
@@ -327,7 +327,7 @@ class SynthClipImageEncoder(_SynthClip):
         state = {k[5:]: torch.from_numpy(np.array(v)) for k, v in self._fit.items() if k.startswith("tail.")}
         if set(state) != set(_tail_state(self.model, arch)):
             raise EncoderError(f"{self.name}: the cached fit does not match the {arch} definition; delete it "
-                               f"from {cache_dir() / 'standins'} to refit")
+                               f"from {fits_dir()} to refit")
         self.model.load_state_dict(state, strict=False)
         self.model.eval()
         self.resolution = int(self.recipe["resolution"])
