@@ -1580,8 +1580,10 @@ def _fit_pairs(tensors: dict[str, torch.Tensor], specs: list[Method], by_source:
                 scaled = std_scaling and spec.std_scaling
                 memo_key = None
                 if spec.name in _BUILTINS:  # a registered method's code may change between calls
+                    # the thread count too: it changes the rounding, and below the dimension ortho's
+                    # completion with it (benchmarks/RESULTS.md, "Speed round")
                     memo_key = (digest(s), digest(t), spec.name, std_scaling, scaled, seed, lr, steps, str(dtype),
-                                str(x.device), str(device))
+                                str(x.device), str(device), align_threads(x, y).threads)
                     hit = _FIT_MEMO.get(memo_key)
                     if hit is not None:
                         yield FittedPair(s, t, spec.name, hit)

@@ -96,3 +96,14 @@ def test_align_threads_default_and_a_bad_setting(monkeypatch):
     monkeypatch.setenv("SEMALIGN_ALIGN_THREADS", "two")
     with pytest.raises(ValueError, match="whole number"):
         align.align_threads(x)
+
+
+def test_another_thread_count_is_another_fit(monkeypatch):
+    if torch.get_num_threads() < 2:
+        pytest.skip("one torch thread: no other thread count to compare")
+    anchors = _anchors()
+    monkeypatch.setenv("SEMALIGN_ALIGN_THREADS", "1")
+    list(fit_pairs(anchors, ["ortho"]))
+    monkeypatch.setenv("SEMALIGN_ALIGN_THREADS", "2")
+    list(fit_pairs(anchors, ["ortho"]))
+    assert align._FIT_MEMO.hits == 0 and align._FIT_MEMO.misses == 4
