@@ -89,6 +89,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -1460,8 +1461,6 @@ class _FitMemo:
                              f"off); got {raw!r}") from None
 
     def get(self, key: tuple) -> "Translator | None":
-        import copy
-
         entry = self.entries.get(key)
         if entry is None:
             self.misses += 1
@@ -1478,8 +1477,6 @@ class _FitMemo:
         budget = self.budget()
         if size > budget:
             return
-        import copy
-
         self.entries[key] = (copy.copy(tr), size)
         self.bytes += size
         while self.bytes > budget:

@@ -33,8 +33,6 @@ def binary_auroc(positive: Sequence[bool] | np.ndarray, scores: Sequence[float] 
     trapezoidal ROC curve) up to float rounding, at a fraction of its per-call cost — the book
     scores tens of thousands of stitched cells. Raises ``ValueError`` for non-finite scores or a
     missing class."""
-    from scipy.stats import rankdata
-
     pos = np.asarray(positive, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
     if pos.ndim != 1 or s.shape != pos.shape:
@@ -45,7 +43,7 @@ def binary_auroc(positive: Sequence[bool] | np.ndarray, scores: Sequence[float] 
     n0 = len(pos) - n1
     if n1 == 0 or n0 == 0:
         raise ValueError(f"AUROC needs both classes, got {n1} positives and {n0} negatives")
-    ranks = rankdata(s, method="average")
+    ranks = _midranks(s)
     return float((ranks[pos].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
@@ -79,19 +77,10 @@ def macro_auroc_se_hanley(auc: float, class_counts: Mapping | Sequence[int]) -> 
 
 
 def _midranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    ranks = np.empty(len(x), dtype=np.float64)
-    i = 0
-    while i < len(xs):
-        j = i
-        while j + 1 < len(xs) and xs[j + 1] == xs[i]:
-            j += 1
-        ranks[i:j + 1] = 0.5 * (i + j) + 1.0
-        i = j + 1
-    out = np.empty(len(x), dtype=np.float64)
-    out[order] = ranks
-    return out
+    """Ranks 1..n of ``x`` with ties given their mean rank (midranks), float64."""
+    from scipy.stats import rankdata
+
+    return rankdata(x, method="average").astype(np.float64)
 
 
 def delong(y: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray) -> tuple[float, float]:
