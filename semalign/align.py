@@ -302,10 +302,86 @@ def min_norm_lstsq(x: torch.Tensor, y: torch.Tensor, route: str = "auto") -> tor
     return _min_norm_from_svd(u, s, vh, y, _rcond(x.dtype, tuple(x.shape)))
 
 
+def _rank(s: torch.Tensor, rcond: float) -> int:
+    """How many singular values ``s`` (descending) are not zero: those above ``rcond · s[0]``."""
+    if not s.numel() or not bool(s[0] > 0):
+        return 0
+    return int((s > rcond * s[0]).sum())
+
+
 def _polar(r: torch.Tensor) -> torch.Tensor:
-    """Orthogonal factor U·Vᵀ of the thin SVD of r (m, n); rows or columns orthonormal."""
-    u, _, vh = svd(r)
-    return u @ vh
+    """The orthogonal factor of r (m, n): U·Vᵀ of its thin SVD, rows or columns orthonormal.
+
+    Unique when r has full rank min(m, n) (the result is then ``U @ Vh`` of :func:`svd`, as
+    always). Below full rank U·Vᵀ is fixed on r's range only, and the SVD's basis of the null
+    space — which moves with the thread count and the last bit of the input — would decide the
+    rest; :func:`_complete_isometry` decides it instead, the same way on every machine.
+    """
+    u, s, vh = svd(r)
+    k = _rank(s, _rcond(r.dtype, tuple(r.shape)))
+    if k == min(r.shape):
+        return u @ vh
+    return _complete_isometry(u[:, :k], vh[:k].mT, *r.shape)
+
+
+def _polar_of_product(a: torch.Tensor | None, k: torch.Tensor, b: torch.Tensor | None,
+                      shape: tuple[int, int]) -> torch.Tensor:
+    """:func:`_polar` of ``m = a k bᵀ`` (``shape`` (d1, d2)) without forming or factorising m:
+    ``a`` (d1, p) and ``b`` (d2, q) have orthonormal columns (``None``: the identity), ``k``
+    (p, q) is small. m has rank at most min(p, q), so this is the route for m of low rank: an
+    SVD of k instead of one of m (for 200 anchors of 1280-d encoders, a 199² SVD instead of a
+    1280² one)."""
+    u, s, vh = svd(k)
+    r = _rank(s, _rcond(k.dtype, shape))
+    u, v = u[:, :r], vh[:r].mT
+    u = u if a is None else a @ u
+    v = v if b is None else b @ v
+    return _complete_isometry(u, v, *shape)
+
+
+def _complete_isometry(u: torch.Tensor, v: torch.Tensor, d1: int, d2: int) -> torch.Tensor:
+    """The orthogonal (d1, d2) map that is u·vᵀ on span(u) and closest to naive stitching on the rest.
+
+    ``u`` (d1, r), ``v`` (d2, r): orthonormal columns, the singular vectors of a rank-r matrix m
+    (r < min(d1, d2)). Every R = u·vᵀ + C with C an isometry from span(u)⊥ onto span(v)⊥ is an
+    orthogonal factor of m (the same Procrustes fit); which one an SVD returns depends on its
+    basis of the null space, so on rounding. This picks the C closest to P, the pad/cut map of
+    ``naive``: in the zero-padded (D, D) space, D = max(d1, d2), C is the orthogonal factor of
+    Π_u⊥ Π_v⊥ (with Π the orthogonal projectors), the maximiser of tr(Cᵀ P) — the limit of the
+    Procrustes fit of m + εP as ε → 0⁺, i.e. ties broken toward "no transformation". It depends
+    on span(u) and span(v) only, not on the bases, and continuously on them.
+
+    Cost: Π_u⊥ Π_v⊥ is the identity off T = span(u, v), so only T is worked in (all of the
+    padded space when 2r >= D): with orthonormal bases Cu, Cv of T ∩ span(u)⊥ and T ∩ span(v)⊥,
+    C on T is Cu·polar(Cuᵀ Cv)·Cvᵀ, an (m − r)² SVD for m = dim T; then one (d1, m)·(m, d2)
+    product. Where a direction of one complement is orthogonal to the whole other complement
+    (u ⊥ v, a measure-zero case) no completion is closest and the SVD picks one; R is an isometry
+    in every case. The result is cut back to (d1, d2) like every padded map here.
+    """
+    r, dim = u.shape[1], max(d1, d2)
+    eye = torch.eye(d1, d2, dtype=u.dtype, device=u.device)
+    if r >= min(d1, d2):
+        return u @ v.mT
+    if r == 0:
+        return eye
+    up = torch.nn.functional.pad(u, (0, 0, 0, dim - d1))
+    vp = torch.nn.functional.pad(v, (0, 0, 0, dim - d2))
+    with align_threads(u, v):
+        if 2 * r < dim:
+            # an orthonormal basis of a space holding span(u, v) (Householder QR: orthonormal
+            # even where u and v share directions); u and v in its coordinates
+            e = torch.linalg.qr(torch.cat([up, vp], dim=1)).Q
+            a, b = e.mT @ up, e.mT @ vp
+        else:
+            e, a, b = None, up, vp
+        cu = torch.linalg.qr(a, mode="complete").Q[:, r:]     # T ∩ span(u)⊥, (m, m - r)
+        cv = torch.linalg.qr(b, mode="complete").Q[:, r:]
+        pu, _, pvh = svd(cu.mT @ cv)
+        block = cu @ (pu @ pvh) @ cv.mT                      # C on T, (m, m)
+        if e is None:
+            return u @ v.mT + block[:d1, :d2]
+        block = block - torch.eye(e.shape[1], dtype=u.dtype, device=u.device)
+        return u @ v.mT + eye + e[:d1] @ block @ e[:d2].mT
 
 
 # --------------------------------------------------------------------------------------
@@ -434,21 +510,47 @@ def linear_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> Sta
     return {"R": source_svd(x, centred=centred).solve(y)}
 
 
+def _l_ortho_from(svd_x: SourceSVD, r_lin: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The orthogonal factor of R_lin = ``svd_x.solve(y)``. R_lin = vhᵀ·(S⁻¹uᵀy) has rank at
+    most the source's rank k; below min(d1, d2) it is factorised through that (k, d2) product."""
+    k = _rank(svd_x.s, svd_x.rcond)                   # the singular values solve() inverts
+    d1, d2 = r_lin.shape
+    if k >= min(d1, d2):
+        return _polar(r_lin)
+    small = (1.0 / svd_x.s[:k])[:, None] * (svd_x.u[:, :k].mT @ svd_x.reduce(y))
+    return _polar_of_product(svd_x.vh[:k].mT, small, None, (d1, d2))
+
+
 def l_ortho_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> State:
     """``{"R": (d1, d2)}``: U·Vᵀ of the SVD of the :func:`linear_state` solution (an isometry).
 
     When R_lin has rank below min(d1, d2) (N - 1 < min(d1, d2) for centred anchors), U·Vᵀ is
-    not unique on R_lin's null space; any choice satisfies R_lin = (R_lin R_linᵀ)^½ U·Vᵀ.
+    fixed on R_lin's range only (R_lin = (R_lin R_linᵀ)^½ U·Vᵀ holds for any completion); the
+    rest is :func:`_complete_isometry`'s: deterministic, closest to naive stitching.
     """
-    return {"R": _polar(linear_state(x, y, centred)["R"])}
+    svd_x = source_svd(x, centred=centred)
+    return {"R": _l_ortho_from(svd_x, svd_x.solve(y), y)}
 
 
-def procrustes_state(x: torch.Tensor, y: torch.Tensor) -> State:
+def procrustes_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> State:
     """``{"R": (d1, d2)}``: orthogonal Procrustes, R = U·Vᵀ with U S Vᵀ = SVD(xᵀ y).
 
-    R minimises ||x R − y||_F over (semi-)orthogonal R.
+    R minimises ||x R − y||_F over (semi-)orthogonal R. With fewer anchors than dimensions
+    (N − 1 < min(d1, d2) when ``centred``, which promises zero column means as standard scaling
+    gives) xᵀy has low rank: U·Vᵀ is then fixed on its range only and
+    :func:`_complete_isometry` completes it (deterministic, closest to naive stitching),
+    computed from QR factors of the anchors instead of an SVD of the (d1, d2) matrix.
     """
-    return {"R": _polar(x.mT @ y)}
+    centred = centred and x.shape[0] > 1
+    d1, d2 = x.shape[1], y.shape[1]
+    if x.shape[0] - centred >= min(d1, d2):
+        return {"R": _polar(x.mT @ y)}
+    if centred:
+        x, y = drop_mean_direction(x, y)
+    with align_threads(x, y):
+        qx, rx = torch.linalg.qr(x.mT)                  # xᵀ = qx rx, (d1, n) (n, n)
+        qy, ry = torch.linalg.qr(y.mT)
+        return {"R": _polar_of_product(qx, rx @ ry.mT, qy, (d1, d2))}
 
 
 ortho_state = procrustes_state
@@ -773,6 +875,11 @@ def _lstsq_pair(svd_x: SourceSVD, y: torch.Tensor, *, centred: bool = False) -> 
     return svd_x.solve(y)
 
 
+def _lstsq_svd_pair(svd_x: SourceSVD, y: torch.Tensor, *, centred: bool = False
+                    ) -> tuple[SourceSVD, torch.Tensor]:
+    return svd_x, svd_x.solve(y)
+
+
 def _gram(x: torch.Tensor, *, centred: bool = False) -> torch.Tensor | None:
     """xᵀx (d1, d1) for :func:`affine_adam_gram`; ``None`` when 2N < d1, where it uses the
     cheaper (W xᵀ) x instead."""
@@ -784,6 +891,8 @@ SOURCE_SVD = Share("source-svd", source_svd)
 #: The minimum-norm least-squares solution R_lin (d1, d2) from the source's SVD (``linear``,
 #: ``l-ortho``): the SVD once per source, R_lin once per pair.
 LSTSQ = Share("lstsq", source_svd, pair=_lstsq_pair)
+#: The source's :class:`SourceSVD` with R_lin (``l-ortho``: R_lin's factors come from the SVD).
+LSTSQ_SVD = Share("lstsq-svd", source_svd, pair=_lstsq_svd_pair)
 #: The source's Gram matrix xᵀx (``affine``), or ``None`` when 2N < d1.
 GRAM = Share("gram", _gram)
 #: The source's :class:`RidgeFolds` (``ridge``): its SVD and cross-validation folds, once per
@@ -1056,12 +1165,14 @@ def _linear_fit(x: torch.Tensor, y: torch.Tensor, *, shared: torch.Tensor, **_: 
     return {"R": shared}
 
 
-def _l_ortho_fit(x: torch.Tensor, y: torch.Tensor, *, shared: torch.Tensor, **_: Any) -> State:
-    return {"R": _polar(shared)}
+def _l_ortho_fit(x: torch.Tensor, y: torch.Tensor, *, shared: tuple[SourceSVD, torch.Tensor],
+                 **_: Any) -> State:
+    svd_x, r_lin = shared
+    return {"R": _l_ortho_from(svd_x, r_lin, y)}
 
 
-def _ortho_fit(x: torch.Tensor, y: torch.Tensor, **_: Any) -> State:
-    return procrustes_state(x, y)
+def _ortho_fit(x: torch.Tensor, y: torch.Tensor, *, centred: bool = False, **_: Any) -> State:
+    return procrustes_state(x, y, centred=centred)
 
 
 def _ridge_fit(x: torch.Tensor, y: torch.Tensor, *, shared: RidgeFolds, **_: Any) -> State:
@@ -1075,7 +1186,7 @@ for _m in (
            summary="x R + b trained by Adam on the MSE (latentis: lr 1e-3, 300 steps)"),
     Method("linear", _linear_fit, inverse="pinv", share=LSTSQ,
            summary="minimum-norm least squares x R, no bias"),
-    Method("l-ortho", _l_ortho_fit, inverse="transpose", share=LSTSQ,
+    Method("l-ortho", _l_ortho_fit, inverse="transpose", share=LSTSQ_SVD,
            summary="U·Vᵀ of the SVD of the linear solution"),
     Method("ortho", _ortho_fit, inverse="transpose",
            summary="orthogonal Procrustes: U·Vᵀ of the SVD of xᵀy"),
