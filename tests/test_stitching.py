@@ -279,3 +279,25 @@ def test_pairs_and_reused_decoders(task, grid):
     for bad in ([("enc0", "nope")], [("enc1", "enc1")], []):
         with pytest.raises(ValueError, match="pairs must name distinct encoders"):
             stitch_grid(task, ["ortho"], [10], progress=False, pairs=bad)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_decision_scores_are_the_decoders_own(n_classes):
+    """The primal route (x·wᵀ + b, ovo → ovr) is sklearn's decision_function up to rounding."""
+    rng = np.random.default_rng(n_classes)
+    x = rng.normal(size=(120, 16)).astype(np.float32)
+    y = np.repeat(np.arange(n_classes), 120 // n_classes + 1)[:120]
+    x[:, 0] += y  # learnable, with support vectors of every class
+    test = rng.normal(size=(40, 16)).astype(np.float32) * 2
+    dec = fit_decoder(x, y)
+    want = dec.decision_function(test)
+    got = decision_scores(dec, test)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    assert not np.array_equal(decision_scores(dec, test + 1), got)
+    # refitted on other labels: the kept weights are recomputed, not reused
+    dec.fit(x, (y + 1) % n_classes)
+    np.testing.assert_allclose(decision_scores(dec, test), dec.decision_function(test), rtol=1e-9, atol=1e-9)
+    # other decoders are scored by their own decision_function
+    for other in (fit_decoder(x, y, scale=True), fit_decoder(x, y, decoder="linearsvc")):
+        np.testing.assert_array_equal(decision_scores(other, test), other.decision_function(test))
