@@ -117,12 +117,17 @@ Markdown(fig3.reading(vision_res, "vision"))
 # %% [markdown]
 # **Fewer anchors than dimensions.** `ortho` and `l-ortho` are unique only when the anchors span
 # the embedding space. With fewer anchors than an encoder has dimensions (the offline CNN features
-# have 1280, so every vision count above), the orthogonal map is fixed on the anchors' span only;
-# on the rest of the space the SVD's choice of basis decides it, and that choice depends on the
-# linear-algebra library, its thread count and the last bits of the embeddings. Those points of
-# the curves are reproducible on one machine and set-up only: on another they can move by more
-# than the test-set noise (measured: `benchmarks/RESULTS.md`, "Speed round"). The paper's largest
-# anchor counts exceed its encoders' dimensions, so its curves end where the map is unique.
+# have 1280, so every vision count above), the anchors fix the orthogonal map on their span only,
+# and every completion on the rest of the space fits them equally well. A plain SVD (latentis's,
+# so the paper's code) lets its basis of the null space decide, which moves with the
+# linear-algebra library, its thread count and the last bits of the embeddings: measured here, up
+# to 0.28 AUROC for one cell (`benchmarks/RESULTS.md`, "Speed round"). `semalign` keeps only what
+# the anchors determine: the partial isometry on their span, the mean of all the equally good
+# completions, which maps the directions the anchors leave free to zero (not to `naive`'s
+# identity: that would mix the baseline into the transform, and the stand-ins share coordinates
+# with their base encoders). These points are the same on every machine up to rounding, but
+# they are not the paper's: its largest anchor counts exceed its encoders' dimensions, so its
+# curves end where the map is unique and this choice does not arise.
 
 
 # %% [markdown]

@@ -19,6 +19,14 @@ paper's (it used latentis; this module follows latentis's behaviour):
    - ``linear``  — T(x) = x·R, R = argmin ||X R − Y||_F, minimum-norm (rank-safe) solution.
    - ``l-ortho`` — R = U·Vᵀ where U S Vᵀ is the SVD of the ``linear`` solution.
    - ``ortho``   — Procrustes: R = U·Vᵀ where U S Vᵀ is the SVD of XᵀY.
+
+     Below full rank (fewer anchors than dimensions) the anchors fix U·Vᵀ on their span only
+     and every orthogonal completion fits them equally well; latentis (so the paper's code)
+     takes whatever its SVD's null-space basis gives, which moves with the thread count and
+     the last bits of the input. ``l-ortho`` and ``ortho`` here return the partial isometry
+     U_r·V_rᵀ on the rank-r range instead: the *mean* of all those equally good completions
+     (C and −C are both one), deterministic and built from the anchors alone. Full-rank fits
+     are plain U·Vᵀ (an isometry).
    - ``ridge``   — beyond the paper: ``linear`` with a ridge penalty,
      R = argmin ||X R − Y||²_F + α ||R||²_F, α chosen by 5-fold cross-validation on the
      anchors themselves (:func:`ridge_state`, :func:`ridge_cv`); it is meant to remove
@@ -310,78 +318,33 @@ def _rank(s: torch.Tensor, rcond: float) -> int:
 
 
 def _polar(r: torch.Tensor) -> torch.Tensor:
-    """The orthogonal factor of r (m, n): U·Vᵀ of its thin SVD, rows or columns orthonormal.
+    """The orthogonal factor of r (m, n): U·Vᵀ of its thin SVD.
 
-    Unique when r has full rank min(m, n) (the result is then ``U @ Vh`` of :func:`svd`, as
-    always). Below full rank U·Vᵀ is fixed on r's range only, and the SVD's basis of the null
-    space — which moves with the thread count and the last bit of the input — would decide the
-    rest; :func:`_complete_isometry` decides it instead, the same way on every machine.
+    r of full rank min(m, n): ``U @ Vh`` of :func:`svd` (rows or columns orthonormal), unique.
+    Below full rank U·Vᵀ is unique on r's range only and the SVD's basis of the null space —
+    which moves with the thread count and the last bit of the input — would decide the rest;
+    this returns the partial isometry U_r·V_rᵀ of the rank-r part instead (the module doc:
+    the mean of every completion), the same on every machine up to rounding.
     """
     u, s, vh = svd(r)
     k = _rank(s, _rcond(r.dtype, tuple(r.shape)))
     if k == min(r.shape):
         return u @ vh
-    return _complete_isometry(u[:, :k], vh[:k].mT, *r.shape)
+    return u[:, :k] @ vh[:k]
 
 
 def _polar_of_product(a: torch.Tensor | None, k: torch.Tensor, b: torch.Tensor | None,
                       shape: tuple[int, int]) -> torch.Tensor:
-    """:func:`_polar` of ``m = a k bᵀ`` (``shape`` (d1, d2)) without forming or factorising m:
-    ``a`` (d1, p) and ``b`` (d2, q) have orthonormal columns (``None``: the identity), ``k``
-    (p, q) is small. m has rank at most min(p, q), so this is the route for m of low rank: an
-    SVD of k instead of one of m (for 200 anchors of 1280-d encoders, a 199² SVD instead of a
-    1280² one)."""
+    """:func:`_polar` of ``m = a k bᵀ`` (``shape`` (d1, d2)) of low rank, without forming or
+    factorising m: ``a`` (d1, p) and ``b`` (d2, q) have orthonormal columns (``None``: the
+    identity) and ``k`` (p, q), p and q below min(d1, d2), is small — an SVD of k instead of one
+    of m (for 200 anchors of 1280-d encoders, a 199² SVD instead of a 1280² one)."""
     u, s, vh = svd(k)
     r = _rank(s, _rcond(k.dtype, shape))
-    u, v = u[:, :r], vh[:r].mT
+    u, vh = u[:, :r], vh[:r]
     u = u if a is None else a @ u
-    v = v if b is None else b @ v
-    return _complete_isometry(u, v, *shape)
-
-
-def _complete_isometry(u: torch.Tensor, v: torch.Tensor, d1: int, d2: int) -> torch.Tensor:
-    """The orthogonal (d1, d2) map that is u·vᵀ on span(u) and closest to naive stitching on the rest.
-
-    ``u`` (d1, r), ``v`` (d2, r): orthonormal columns, the singular vectors of a rank-r matrix m
-    (r < min(d1, d2)). Every R = u·vᵀ + C with C an isometry from span(u)⊥ onto span(v)⊥ is an
-    orthogonal factor of m (the same Procrustes fit); which one an SVD returns depends on its
-    basis of the null space, so on rounding. This picks the C closest to P, the pad/cut map of
-    ``naive``: in the zero-padded (D, D) space, D = max(d1, d2), C is the orthogonal factor of
-    Π_u⊥ Π_v⊥ (with Π the orthogonal projectors), the maximiser of tr(Cᵀ P) — the limit of the
-    Procrustes fit of m + εP as ε → 0⁺, i.e. ties broken toward "no transformation". It depends
-    on span(u) and span(v) only, not on the bases, and continuously on them.
-
-    Cost: Π_u⊥ Π_v⊥ is the identity off T = span(u, v), so only T is worked in (all of the
-    padded space when 2r >= D): with orthonormal bases Cu, Cv of T ∩ span(u)⊥ and T ∩ span(v)⊥,
-    C on T is Cu·polar(Cuᵀ Cv)·Cvᵀ, an (m − r)² SVD for m = dim T; then one (d1, m)·(m, d2)
-    product. Where a direction of one complement is orthogonal to the whole other complement
-    (u ⊥ v, a measure-zero case) no completion is closest and the SVD picks one; R is an isometry
-    in every case. The result is cut back to (d1, d2) like every padded map here.
-    """
-    r, dim = u.shape[1], max(d1, d2)
-    eye = torch.eye(d1, d2, dtype=u.dtype, device=u.device)
-    if r >= min(d1, d2):
-        return u @ v.mT
-    if r == 0:
-        return eye
-    up = torch.nn.functional.pad(u, (0, 0, 0, dim - d1))
-    vp = torch.nn.functional.pad(v, (0, 0, 0, dim - d2))
-    with align_threads(u, v):
-        if 2 * r < dim:
-            # an orthonormal basis of a space holding span(u, v) (Householder QR: orthonormal
-            # even where u and v share directions); u and v in its coordinates
-            e = torch.linalg.qr(torch.cat([up, vp], dim=1)).Q
-            a, b = e.mT @ up, e.mT @ vp
-        else:
-            e, a, b = None, up, vp
-        cu = torch.linalg.qr(a, mode="complete").Q[:, r:]     # T ∩ span(u)⊥, (m, m - r)
-        cv = torch.linalg.qr(b, mode="complete").Q[:, r:]
-        pu, _, pvh = svd(cu.mT @ cv)
-        block = cu @ (pu @ pvh) @ cv.mT                      # C on T, (m, m)
-        if e is None:
-            return u @ v.mT + block[:d1, :d2]
-        block = block - torch.eye(e.shape[1], dtype=u.dtype, device=u.device)
-        return u @ v.mT + eye + e[:d1] @ block @ e[:d2].mT
+    vh = vh if b is None else vh @ b.mT
+    return u @ vh
 
 
 # --------------------------------------------------------------------------------------
@@ -522,11 +485,11 @@ def _l_ortho_from(svd_x: SourceSVD, r_lin: torch.Tensor, y: torch.Tensor) -> tor
 
 
 def l_ortho_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> State:
-    """``{"R": (d1, d2)}``: U·Vᵀ of the SVD of the :func:`linear_state` solution (an isometry).
+    """``{"R": (d1, d2)}``: U·Vᵀ of the SVD of the :func:`linear_state` solution (an isometry at full rank).
 
-    When R_lin has rank below min(d1, d2) (N - 1 < min(d1, d2) for centred anchors), U·Vᵀ is
-    fixed on R_lin's range only (R_lin = (R_lin R_linᵀ)^½ U·Vᵀ holds for any completion); the
-    rest is :func:`_complete_isometry`'s: deterministic, closest to naive stitching.
+    When R_lin has rank r below min(d1, d2) (N - 1 < min(d1, d2) for centred anchors), U·Vᵀ is
+    fixed on R_lin's range only (R_lin = (R_lin R_linᵀ)^½ U·Vᵀ holds for any completion), and
+    this is the partial isometry U_r·V_rᵀ (:func:`_polar`), not an isometry.
     """
     svd_x = source_svd(x, centred=centred)
     return {"R": _l_ortho_from(svd_x, svd_x.solve(y), y)}
@@ -537,9 +500,9 @@ def procrustes_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) ->
 
     R minimises ||x R − y||_F over (semi-)orthogonal R. With fewer anchors than dimensions
     (N − 1 < min(d1, d2) when ``centred``, which promises zero column means as standard scaling
-    gives) xᵀy has low rank: U·Vᵀ is then fixed on its range only and
-    :func:`_complete_isometry` completes it (deterministic, closest to naive stitching),
-    computed from QR factors of the anchors instead of an SVD of the (d1, d2) matrix.
+    gives) xᵀy has low rank r: U·Vᵀ is then fixed on its range only and this is the partial
+    isometry U_r·V_rᵀ (:func:`_polar`), computed from QR factors of the anchors instead of an
+    SVD of the (d1, d2) matrix.
     """
     centred = centred and x.shape[0] > 1
     d1, d2 = x.shape[1], y.shape[1]
@@ -937,7 +900,8 @@ def _pad_apply(inv: State, y: torch.Tensor, d_in: int) -> torch.Tensor:
 
 
 #: The named inverses a :class:`Method` can declare. ``transpose``: y Rᵀ, the exact inverse
-#: of a (semi-)orthogonal map when d1 <= d2; ``pinv``: (y − b) pinv(R), the Moore–Penrose
+#: of a (semi-)orthogonal map when d1 <= d2 (and the Moore–Penrose inverse of the partial isometry
+#: ``ortho``/``l-ortho`` give below full rank); ``pinv``: (y − b) pinv(R), the Moore–Penrose
 #: inverse of a general linear/affine map; ``pad``: pad/cut y to d1 (naive).
 INVERSES: dict[str, Inverse] = {
     "transpose": Inverse(lambda state: {"R": state["R"]}, _transpose_apply),

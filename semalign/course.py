@@ -154,8 +154,9 @@ def _procrustes(fn: Callable, anchors: tuple[Any, Any] | None = None) -> None:
     3. ``anchors=(x, y)`` (e.g. the chapter's): after the paper's standard scaling with the
        anchors' statistics, ``fn`` on the scaled anchors, de-normalised, must equal
        ``Translator("ortho").fit(x, y).transform(x)``. Compared *on the anchors*: with fewer
-       anchors than dimensions the SVD's null-space directions are arbitrary, so two correct
-       solutions agree on the anchors' span but not elsewhere.
+       anchors than dimensions a plain SVD's null-space directions are arbitrary (semalign
+       keeps the partial isometry on the anchors' span), so two correct solutions agree on
+       the anchors' span but not elsewhere.
     """
     import torch
 

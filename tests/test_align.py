@@ -126,10 +126,11 @@ def test_latentis_fixtures(rng, xshape, yshape, method):
     assert out.shape == (xshape[0], yshape[1])
     ref = ref_translate(method, xa, ya, xa)
     if method == "l-ortho" and xshape[0] < xshape[1]:
-        # N < d1: the linear solution has rank N < d1, so its orthogonal factor is not unique.
-        # Check what any valid one satisfies: orthonormal rows and R = (R_lin R_linᵀ)^½ Q.
+        # N < d1: the linear solution has rank N - 1 < d1, so its orthogonal factor is unique on
+        # its range only: a partial isometry of rank N - 1 (q qᵀ a projector) with R = (R_lin R_linᵀ)^½ Q.
         q = t.R_.numpy()
-        np.testing.assert_allclose(q @ q.T, np.eye(q.shape[0]), atol=1e-9)
+        np.testing.assert_allclose((q @ q.T) @ (q @ q.T), q @ q.T, atol=1e-9)
+        assert abs(np.trace(q @ q.T) - (xshape[0] - 1)) < 1e-6
         r_lin = Translator("linear").fit(xa, ya).R_.numpy()
         w, v = np.linalg.eigh(r_lin @ r_lin.T)
         w = np.where(w > 1e-12 * w.max(), w, 0.0)  # its null eigenvalues are rounding (±1e-16): sqrt would make 1e-8
@@ -579,8 +580,7 @@ PROPERTY_TOL = {"float64": (1e-6, 1e5), "float32": (5e-3, 1e2)}
 @example(n=30, d1=6, d2=4, log_scale=6.0, rel_shift=-1.0, dtype="float32", seed=2)
 @example(n=30, d1=5, d2=5, log_scale=-8.0, rel_shift=1.0, dtype="float64", seed=3)
 @example(n=30, d1=5, d2=3, log_scale=8.0, rel_shift=-0.5, dtype="float64", seed=4)
-# two anchors: the directions the one centred anchor spans in x and in y are orthogonal after
-# padding (u ⊥ v), where ortho's completion below the dimension has no closest choice
+# two anchors: rank 1, the directions the centred anchor spans in x and y orthogonal after padding
 @example(n=2, d1=4, d2=2, log_scale=0.0, rel_shift=0.0, dtype="float32", seed=0)
 @given(
     n=st.integers(min_value=2, max_value=40),
@@ -610,7 +610,11 @@ def test_properties(n, d1, d2, log_scale, rel_shift, dtype, seed):
         if method in ("ortho", "l-ortho"):
             r = t.R_.numpy()
             gram = r @ r.T if d1 <= d2 else r.T @ r
-            np.testing.assert_allclose(gram, np.eye(min(d1, d2)), atol=1e-8 if dtype == "float64" else 1e-5)
+            if n - 1 >= min(d1, d2):  # an isometry
+                np.testing.assert_allclose(gram, np.eye(min(d1, d2)), atol=1e-8 if dtype == "float64" else 1e-5)
+            else:  # below full rank: the partial isometry of the rank n - 1 part (a projector)
+                np.testing.assert_allclose(gram @ gram, gram, atol=1e-8 if dtype == "float64" else 1e-5)
+                assert abs(np.trace(gram) - (n - 1)) < 1e-4
             if not unique:
                 continue
         if method == "linear" and dtype == "float32" and max(n - 1, d1) < 2 * min(n - 1, d1):
