@@ -19,7 +19,11 @@ cold, then everything warm).
 ``--repo`` runs the book of another checkout (a snapshot), with ``PYTHONPATH`` set to it so
 that the kernels import *its* ``semalign``: the package part of the execution key is then
 stable while others edit the working tree. Prints, per step, the wall time, the CPU time of the
-children (user + sys) and what each notebook did; the load average is printed at the start.
+children (user + sys) and what each notebook did; the load average and the host's speed (best
+of a few 1280 x 1280 float32 matmuls and SVDs on torch's threads) are printed at the start. The
+host speed is what makes two runs on "the same machine kind" comparable: on 2026-12-03 the
+2-core VM of the afternoon did the matmul in about 31 ms and the evening's in 13 ms, and the same
+code's cold book took 12.5-16 min on the first and 10 min on the second (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -64,6 +68,26 @@ def book(repo: Path, env: dict, *extra: str) -> dict:
     return {"wall": wall, "cpu": cpu, "fate": fate, "grids": grids}
 
 
+def host_speed(n: int = 1280) -> str:
+    """Best-of times of an n x n float32 matmul and SVD on torch's threads: the host's speed."""
+    import torch
+
+    a = torch.randn(n, n, generator=torch.Generator().manual_seed(0))
+
+    def best(f, repeats: int) -> float:
+        f()
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    mm, svd = best(lambda: a @ a, 7), best(lambda: torch.linalg.svd(a), 3)
+    return (f"host speed: {n}^2 float32 matmul {mm * 1e3:.1f} ms ({2 * n ** 3 / mm / 1e9:.0f} GFLOP/s), "
+            f"SVD {svd * 1e3:.0f} ms, {torch.get_num_threads()} torch threads")
+
+
 def show(step: str, r: dict) -> None:
     print(f"| {step} | {r['wall']:.0f} s | {r['cpu']:.0f} s | "
           + "; ".join(f"{k[:2]} {v}" for k, v in r["fate"].items()) + " |", flush=True)
@@ -79,6 +103,7 @@ def main() -> None:
     repo = Path(a.repo).resolve()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)}
     print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs, repo {repo}", flush=True)
+    print(host_speed(), flush=True)
     print("| step | wall | CPU (children, user+sys) | notebooks |\n|---|---|---|---|", flush=True)
     if a.mode == "cold":
         from semalign.paths import assets_dir
