@@ -22,7 +22,7 @@ stable while others edit the working tree. Prints, per step, the wall time, the 
 children (user + sys) and what each notebook did; the load average and the host's speed (best
 of a few 1280 x 1280 float32 matmuls and SVDs on torch's threads) are printed at the start. The
 host speed is what makes two runs on "the same machine kind" comparable: on 2026-12-03 the
-2-core VM of the afternoon did the matmul in about 31 ms and the evening's in 13 ms, and the same
+2-core VM of the afternoon did the matmul in 30.8 ms and the evening's in 14.4 ms (means of 50), and the same
 code's cold book took 12.5-16 min on the first and 10 min on the second (benchmarks/RESULTS.md).
 """
 
