@@ -108,3 +108,31 @@ def test_a_failing_claim_says_what_differs_from_the_papers_setting_offline_only(
     assert "stand-ins" in d[s["claim"] == "Gen→Med alignment vs SUB (vision)"].iloc[0]
     assert (claims.differences(s, "paper") == "").all(), "the paper profile runs the paper's setting"
     assert "what differs from the paper's setting" in claims.html(s, profile="offline")
+
+
+def _gen_med_vs_gen_gen(gm: float, gg: float, se: float | None) -> pd.DataFrame:
+    t = PAPER_TABLE1.copy()
+    t.loc["Gen→Med", ("text", "mean")], t.loc["Gen→Gen", ("text", "mean")] = gm, gg
+    if se is not None:
+        t.loc["Gen→Med", ("text", "mean_se")] = t.loc["Gen→Gen", ("text", "mean_se")] = se
+    return t
+
+
+@pytest.mark.parametrize("gm, gg, se, holds", [
+    (0.782, 0.778, 0.013, "within noise"),  # the offline text numbers: +0.004 against 2 SE = 0.037
+    (0.80, 0.73, 0.013, "yes"),             # the paper's own gap, beyond 2 SE
+    (0.73, 0.80, 0.013, "no"),              # reversed, beyond 2 SE: contradicts the paper
+    (0.782, 0.778, None, "yes"),            # no standard errors (e.g. the paper's table): the sign alone
+])
+def test_gen_to_med_beats_gen_to_gen_is_read_against_the_noise(gm, gg, se, holds):
+    s = claims.compute(fig3(), _gen_med_vs_gen_gen(gm, gg, se), PAPER_TABLE1, zs([0.7]))
+    row = claim(s, "Gen→Med beats Gen→Gen (text)")
+    assert row.holds == holds, row.to_dict()
+    if se is not None:
+        assert f"difference {gm - gg:+.3f}, SE {np.hypot(se, se):.3f}" in row.ours
+    k = claims.counts(s)
+    assert k["noise"] == (s.holds == "within noise").sum() and k["held"] == (s.holds == "yes").sum()
+    reading = claims.reading(s, "offline")
+    assert ("within the test-set noise" in reading) == (holds == "within noise")
+    # a claim within the noise is not reproduced: it says what differs offline, in grey
+    assert (claims.differences(s, "offline")[s.claim == "Gen→Med beats Gen→Gen (text)"].iloc[0] != "") == (holds != "yes")

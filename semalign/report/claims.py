@@ -5,12 +5,20 @@ Table 1 changes are compared in the paper's own categories
 (:func:`semalign.report.table1.change_category`: a gain or loss of 5 % or more, else grey),
 not by sign: −2 % (grey) and −20 % (red) disagree. Zero-shot "above chance" is
 :func:`semalign.report.fig4.above_chance`.
+
+A claim that one number beats another ("Gen→Med beats Gen→Gen") is read against the test-set
+noise where our results carry standard errors: a difference under 2 SE of the difference
+(:data:`semalign.report.table1.NOISE_SE`) is "within noise" — neither reproduced nor
+contradicted, counted as tested but not as holding. The SE of the difference is that of two
+independent means (the two rows share their test sets, so it is, if anything, too wide), as
+Table 1's own reading against SUB computes it.
 """
 
 from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
 import pandas as pd
 
 from semalign.report import fig3, fig4, table1
@@ -18,7 +26,8 @@ from semalign.report.style import GAIN, LOSS, NEUTRAL, is_medical
 
 __all__ = ["OFFLINE_DIFFERENCES", "beyond_list", "compute", "counts", "differences", "html", "reading"]
 
-_HOLDS = {True: "yes", False: "no", None: "not tested"}
+_HOLDS = {True: "yes", False: "no", None: "not tested", "noise": "within noise"}
+_NOT_HELD = ("no", "within noise")  # tested, and not reproduced
 _PANELS = (("(a) text", "text", "ortho"), ("(b) vision", "vision", "affine"))  # (panel, modality, paper's best)
 
 
@@ -57,6 +66,17 @@ def compute(fig3_results: pd.DataFrame, ours_t1: pd.DataFrame, paper_t1: pd.Data
         r = frame[(frame["modality"] == modality) & (frame["pair"] == pair)]
         return float(r[col].iloc[0]) if len(r) and pd.notna(r[col].iloc[0]) else None
 
+    def beats(a, b, a_se, b_se, paper_beats):
+        """(ours, holds) for "a beats b", judged against the noise when both SEs are known."""
+        if a_se is None or b_se is None:
+            return f"{a:.2f} vs {b:.2f}", (a > b) == paper_beats
+        diff, se = a - b, float(np.hypot(a_se, b_se))
+        noise = table1.noise_reading(diff, se)
+        ours = f"{a:.2f} vs {b:.2f} (difference {diff:+.3f}, SE {se:.3f}: {noise})"
+        if noise.startswith("within"):
+            return ours, "noise"
+        return ours, (a > b) == paper_beats
+
     for modality in table1.MODALITIES:
         pc, oc = cell(p, modality, "Gen→Med", "change_pct"), cell(o, modality, "Gen→Med", "change_pct")
         if oc is not None:
@@ -68,7 +88,8 @@ def compute(fig3_results: pd.DataFrame, ours_t1: pd.DataFrame, paper_t1: pd.Data
         pgm, pgg = cell(p, modality, "Gen→Med", "alignment"), cell(p, modality, "Gen→Gen", "alignment")
         if gm is not None and gg is not None and pgm is not None and pgg is not None:
             add("4.1, Table 1", f"Gen→Med beats Gen→Gen ({modality})", f"{pgm:.2f} vs {pgg:.2f}",
-                f"{gm:.2f} vs {gg:.2f}", (gm > gg) == (pgm > pgg))
+                *beats(gm, gg, cell(o, modality, "Gen→Med", "alignment_se"),
+                       cell(o, modality, "Gen→Gen", "alignment_se"), pgm > pgg))
         mg, pmg = cell(o, modality, "Med→Gen", "change_pct"), cell(p, modality, "Med→Gen", "change_pct")
         if mg is not None and pmg is not None:
             add("4.1, Table 1", f"Med→Gen loses against SUB ({modality})",
@@ -106,9 +127,11 @@ def compute(fig3_results: pd.DataFrame, ours_t1: pd.DataFrame, paper_t1: pd.Data
 
 
 def counts(summary: pd.DataFrame) -> dict[str, int]:
-    """``held`` of ``tested`` claims hold; ``untested`` could not be tested with this profile."""
+    """``held`` of ``tested`` claims hold, ``noise`` more of them are within the test-set noise
+    (tested, not held); ``untested`` could not be tested with this profile."""
     tested = summary[summary["holds"] != "not tested"]
     return {"held": int((tested["holds"] == "yes").sum()), "tested": int(len(tested)),
+            "noise": int((tested["holds"] == "within noise").sum()),
             "untested": int(len(summary) - len(tested))}
 
 
@@ -131,14 +154,14 @@ OFFLINE_DIFFERENCES = {
 def differences(summary: pd.DataFrame, profile: str) -> pd.Series:
     """Per claim: what differs from the paper's setting, for a claim that does not hold with the
     offline profile (:data:`OFFLINE_DIFFERENCES`); empty otherwise."""
-    return pd.Series([OFFLINE_DIFFERENCES.get(r.section, "") if profile == "offline" and r.holds == "no" else ""
+    return pd.Series([OFFLINE_DIFFERENCES.get(r.section, "") if profile == "offline" and r.holds in _NOT_HELD else ""
                       for r in summary.itertuples()], index=summary.index, dtype=object)
 
 
 def html(summary: pd.DataFrame, *, profile: str) -> str:
     """The claims table: the paper's value and ours side by side, the verdict coloured, and for a
     claim that fails offline what differs from the paper's setting (:func:`differences`)."""
-    colour = {"yes": GAIN, "no": LOSS, "not tested": NEUTRAL}
+    colour = {"yes": GAIN, "no": LOSS, "within noise": NEUTRAL, "not tested": NEUTRAL}
     diff = differences(summary, profile)
     rows = "".join(
         f"<tr><td>{r.section}</td><td>{r.claim}</td><td class='semalign-paper'>{r.paper}</td>"
@@ -155,8 +178,10 @@ def html(summary: pd.DataFrame, *, profile: str) -> str:
 def reading(summary: pd.DataFrame, profile: str) -> str:
     """How many tested claims hold, and what agreement means for the offline profile."""
     k = counts(summary)
+    noise = (f" {k['noise']} more {'is' if k['noise'] == 1 else 'are'} within the test-set noise: our difference "
+             "is under 2 SE, so the claim is neither reproduced nor contradicted." if k["noise"] else "")
     return (f"**Reading.** With the `{profile}` profile, {k['held']} of {k['tested']} tested claims hold in our "
-            f"numbers ({k['untested']} not testable with this profile). "
+            f"numbers ({k['untested']} not testable with this profile).{noise} "
             + ("The offline profile runs the paper's experiments on stand-in data and encoders: agreement "
                "shows the pipeline reproduces the paper's effects in kind, not its numbers."
                if profile == "offline" else ""))
