@@ -34,9 +34,9 @@ style.glue_numbers("claims", claims.counts(summary))
 
 # %% [markdown]
 # {glue:text}`claims_held` of the {glue:text}`claims_tested` claims this profile can test hold in
-# our numbers, {glue:text}`claims_noise` more are within the test-set noise (our difference is
-# under 2 SE: neither reproduced nor contradicted), and {glue:text}`claims_untested` cannot be
-# tested with it. Each row below says where the paper makes the claim, its value, ours, and
+# our numbers; of the others, {glue:text}`claims_noise` are within the test-set noise (our
+# difference is under 2 SE: neither reproduced nor contradicted). {glue:text}`claims_untested`
+# cannot be tested with this profile. Each row below says where the paper makes the claim, its value, ours, and
 # whether they agree.
 
 # %%

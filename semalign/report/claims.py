@@ -127,8 +127,8 @@ def compute(fig3_results: pd.DataFrame, ours_t1: pd.DataFrame, paper_t1: pd.Data
 
 
 def counts(summary: pd.DataFrame) -> dict[str, int]:
-    """``held`` of ``tested`` claims hold, ``noise`` more of them are within the test-set noise
-    (tested, not held); ``untested`` could not be tested with this profile."""
+    """``held`` of ``tested`` claims hold, ``noise`` of the other tested ones are within the
+    test-set noise; ``untested`` could not be tested with this profile."""
     tested = summary[summary["holds"] != "not tested"]
     return {"held": int((tested["holds"] == "yes").sum()), "tested": int(len(tested)),
             "noise": int((tested["holds"] == "within noise").sum()),
@@ -178,8 +178,8 @@ def html(summary: pd.DataFrame, *, profile: str) -> str:
 def reading(summary: pd.DataFrame, profile: str) -> str:
     """How many tested claims hold, and what agreement means for the offline profile."""
     k = counts(summary)
-    noise = (f" {k['noise']} more {'is' if k['noise'] == 1 else 'are'} within the test-set noise: our difference "
-             "is under 2 SE, so the claim is neither reproduced nor contradicted." if k["noise"] else "")
+    noise = (f" Of the others, {k['noise']} {'is' if k['noise'] == 1 else 'are'} within the test-set noise: our "
+             "difference is under 2 SE, neither reproduced nor contradicted." if k["noise"] else "")
     return (f"**Reading.** With the `{profile}` profile, {k['held']} of {k['tested']} tested claims hold in our "
             f"numbers ({k['untested']} not testable with this profile).{noise} "
             + ("The offline profile runs the paper's experiments on stand-in data and encoders: agreement "
