@@ -38,7 +38,7 @@ def method_palette(present) -> tuple[list[str], list[str]]:
     return names, [METHOD_COLOURS[m] if m in METHOD_COLOURS else next(extra) for m in names]
 
 #: The book's one verdict palette: green for a gain (or a claim that holds), red for a loss (or
-#: one that does not), grey for neither (a change under 5 %, a claim not tested).
+#: one that does not), grey for neither (a change under 5 %, a claim not tested or within the noise).
 GAIN, LOSS, NEUTRAL = "#1a9641", "#d7191c", "#888888"
 
 
