@@ -33,17 +33,9 @@ import torch
 import torch.nn.functional as F
 
 from semalign.align import Translator
+from timing import best_of
 
 METHODS_CLOSED = ("linear", "l-ortho", "ortho")
-
-
-def best_of(fn, repeats: int) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def gemm_gflops(d: int = 768, repeats: int = 20) -> float:

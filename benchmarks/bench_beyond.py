@@ -19,20 +19,11 @@ Sections
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from semalign import anchors, asif, similarity
-
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from timing import best_of
 
 
 def bench_anchors(pool: int, dim: int, counts: list[int], repeats: int) -> None:

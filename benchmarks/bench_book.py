@@ -72,18 +72,11 @@ def host_speed(n: int = 1280) -> str:
     """Best-of times of an n x n float32 matmul and SVD on torch's threads: the host's speed."""
     import torch
 
+    from timing import best_of
+
     a = torch.randn(n, n, generator=torch.Generator().manual_seed(0))
-
-    def best(f, repeats: int) -> float:
-        f()
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            f()
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    mm, svd = best(lambda: a @ a, 7), best(lambda: torch.linalg.svd(a), 3)
+    a @ a, torch.linalg.svd(a)  # warm-up
+    mm, svd = best_of(lambda: a @ a, 7), best_of(lambda: torch.linalg.svd(a), 3)
     return (f"host speed: {n}^2 float32 matmul {mm * 1e3:.1f} ms ({2 * n ** 3 / mm / 1e9:.0f} GFLOP/s), "
             f"SVD {svd * 1e3:.0f} ms, {torch.get_num_threads()} torch threads")
 
