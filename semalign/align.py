@@ -326,11 +326,7 @@ def _polar(r: torch.Tensor) -> torch.Tensor:
     this returns the partial isometry U_r·V_rᵀ of the rank-r part instead (the module doc:
     the mean of every completion), the same on every machine up to rounding.
     """
-    u, s, vh = svd(r)
-    k = _rank(s, _rcond(r.dtype, tuple(r.shape)))
-    if k == min(r.shape):
-        return u @ vh
-    return u[:, :k] @ vh[:k]
+    return _polar_of_product(None, r, None, tuple(r.shape))
 
 
 def _polar_of_product(a: torch.Tensor | None, k: torch.Tensor, b: torch.Tensor | None,
@@ -473,13 +469,14 @@ def linear_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> Sta
     return {"R": source_svd(x, centred=centred).solve(y)}
 
 
-def _l_ortho_from(svd_x: SourceSVD, r_lin: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _l_ortho_from(svd_x: SourceSVD, y: torch.Tensor) -> torch.Tensor:
     """The orthogonal factor of R_lin = ``svd_x.solve(y)``. R_lin = vhᵀ·(S⁻¹uᵀy) has rank at
-    most the source's rank k; below min(d1, d2) it is factorised through that (k, d2) product."""
+    most the source's rank k; below min(d1, d2) it is factorised through that (k, d2) product
+    and R_lin itself is never formed."""
     k = _rank(svd_x.s, svd_x.rcond)                   # the singular values solve() inverts
-    d1, d2 = r_lin.shape
+    d1, d2 = svd_x.vh.shape[1], y.shape[1]
     if k >= min(d1, d2):
-        return _polar(r_lin)
+        return _polar(svd_x.solve(y))
     small = (1.0 / svd_x.s[:k])[:, None] * (svd_x.u[:, :k].mT @ svd_x.reduce(y))
     return _polar_of_product(svd_x.vh[:k].mT, small, None, (d1, d2))
 
@@ -491,8 +488,7 @@ def l_ortho_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> St
     fixed on R_lin's range only (R_lin = (R_lin R_linᵀ)^½ U·Vᵀ holds for any completion), and
     this is the partial isometry U_r·V_rᵀ (:func:`_polar`), not an isometry.
     """
-    svd_x = source_svd(x, centred=centred)
-    return {"R": _l_ortho_from(svd_x, svd_x.solve(y), y)}
+    return {"R": _l_ortho_from(source_svd(x, centred=centred), y)}
 
 
 def procrustes_state(x: torch.Tensor, y: torch.Tensor, centred: bool = False) -> State:
@@ -838,11 +834,6 @@ def _lstsq_pair(svd_x: SourceSVD, y: torch.Tensor, *, centred: bool = False) -> 
     return svd_x.solve(y)
 
 
-def _lstsq_svd_pair(svd_x: SourceSVD, y: torch.Tensor, *, centred: bool = False
-                    ) -> tuple[SourceSVD, torch.Tensor]:
-    return svd_x, svd_x.solve(y)
-
-
 def _gram(x: torch.Tensor, *, centred: bool = False) -> torch.Tensor | None:
     """xᵀx (d1, d1) for :func:`affine_adam_gram`; ``None`` when 2N < d1, where it uses the
     cheaper (W xᵀ) x instead."""
@@ -851,11 +842,10 @@ def _gram(x: torch.Tensor, *, centred: bool = False) -> torch.Tensor | None:
 
 #: The source's :class:`SourceSVD` (target-free): for methods built on the source's SVD.
 SOURCE_SVD = Share("source-svd", source_svd)
-#: The minimum-norm least-squares solution R_lin (d1, d2) from the source's SVD (``linear``,
-#: ``l-ortho``): the SVD once per source, R_lin once per pair.
+#: The minimum-norm least-squares solution R_lin (d1, d2) from the source's SVD (``linear``):
+#: R_lin once per pair, the SVD once per source (shared with ``l-ortho``'s :data:`SOURCE_SVD`,
+#: which forms R_lin only at full rank).
 LSTSQ = Share("lstsq", source_svd, pair=_lstsq_pair)
-#: The source's :class:`SourceSVD` with R_lin (``l-ortho``: R_lin's factors come from the SVD).
-LSTSQ_SVD = Share("lstsq-svd", source_svd, pair=_lstsq_svd_pair)
 #: The source's Gram matrix xᵀx (``affine``), or ``None`` when 2N < d1.
 GRAM = Share("gram", _gram)
 #: The source's :class:`RidgeFolds` (``ridge``): its SVD and cross-validation folds, once per
@@ -1129,10 +1119,8 @@ def _linear_fit(x: torch.Tensor, y: torch.Tensor, *, shared: torch.Tensor, **_: 
     return {"R": shared}
 
 
-def _l_ortho_fit(x: torch.Tensor, y: torch.Tensor, *, shared: tuple[SourceSVD, torch.Tensor],
-                 **_: Any) -> State:
-    svd_x, r_lin = shared
-    return {"R": _l_ortho_from(svd_x, r_lin, y)}
+def _l_ortho_fit(x: torch.Tensor, y: torch.Tensor, *, shared: SourceSVD, **_: Any) -> State:
+    return {"R": _l_ortho_from(shared, y)}
 
 
 def _ortho_fit(x: torch.Tensor, y: torch.Tensor, *, centred: bool = False, **_: Any) -> State:
@@ -1150,7 +1138,7 @@ for _m in (
            summary="x R + b trained by Adam on the MSE (latentis: lr 1e-3, 300 steps)"),
     Method("linear", _linear_fit, inverse="pinv", share=LSTSQ,
            summary="minimum-norm least squares x R, no bias"),
-    Method("l-ortho", _l_ortho_fit, inverse="transpose", share=LSTSQ_SVD,
+    Method("l-ortho", _l_ortho_fit, inverse="transpose", share=SOURCE_SVD,
            summary="U·Vᵀ of the SVD of the linear solution"),
     Method("ortho", _ortho_fit, inverse="transpose",
            summary="orthogonal Procrustes: U·Vᵀ of the SVD of xᵀy"),
